@@ -1,0 +1,316 @@
+"""Self-describing safetensors checkpoints. No pickle anywhere.
+
+A model file holds weights (``safetensors.torch.save_model``, which handles tied tensors) and
+string metadata under ``genzoo.*`` keys, each a JSON value where it is not a plain string:
+
+=====================  ===========================================================
+``genzoo.format``      ``"1"``
+``genzoo.version``     the package version that wrote the file
+``genzoo.family``      the family name, looked up in the plugin registry (never imported by path)
+``genzoo.arch``        the family's architecture config (JSON)
+``genzoo.codes``       the CodeSet (JSON)
+``genzoo.modules``     the submodules stored (JSON list); ``export`` leaves out D's head
+``genzoo.recipe``      the recipe name
+``genzoo.config``      the resolved recipe (JSON)
+``genzoo.image_shape`` ``[C, H, W]`` (JSON)
+``genzoo.value_range`` ``[0, 1]`` (JSON): pixel values of ``sample()``
+``genzoo.step``        the training step
+``genzoo.metrics``     the last eval metrics (JSON)
+=====================  ===========================================================
+
+The training state for ``--resume`` (optimizer moments, step, every RNG state) is a second
+safetensors file, ``train_state.safetensors``: tensors plus JSON scalars in its metadata.
+Every write goes to a temporary file in the same folder, then ``os.replace``: a crash never
+leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+FORMAT_VERSION = "1"
+MAX_HEADER_BYTES = 16 * 1024 * 1024   # a safetensors header beyond this is refused, unread
+MAX_METADATA_VALUE = 4 * 1024 * 1024  # bytes per metadata value
+REQUIRED = ("genzoo.format", "genzoo.family", "genzoo.arch", "genzoo.codes", "genzoo.modules",
+            "genzoo.image_shape")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def atomic_target(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def model_metadata(model, modules, config: Mapping | None = None, step: int = 0,
+                   metrics: Mapping | None = None) -> dict[str, str]:
+    config = dict(config or {})
+    return {
+        "genzoo.format": FORMAT_VERSION,
+        "genzoo.version": _version(),
+        "genzoo.family": model.family,
+        "genzoo.arch": json.dumps(model.arch, sort_keys=True),
+        "genzoo.codes": model.codes.to_json(),
+        "genzoo.modules": json.dumps(list(modules)),
+        "genzoo.recipe": str(config.get("name", "")),
+        "genzoo.config": json.dumps(config, sort_keys=True, default=str),
+        "genzoo.image_shape": json.dumps(list(model.image_shape)),
+        "genzoo.value_range": json.dumps([0, 1]),
+        "genzoo.step": str(int(step)),
+        "genzoo.metrics": json.dumps(dict(metrics or {}), sort_keys=True),
+    }
+
+
+def _unwrap(model):
+    return getattr(model, "module", model)  # DistributedDataParallel
+
+
+def save_model_file(path: str | Path, model, full: bool = True, config: Mapping | None = None,
+                    step: int = 0, metrics: Mapping | None = None) -> Path:
+    """Write ``model`` (its ``full_modules`` or ``export_modules``) with metadata, atomically."""
+    from safetensors.torch import save_model
+
+    model = _unwrap(model)
+    path = Path(path)
+    modules = model.full_modules if full else model.export_modules
+    view = nn.ModuleDict({m: getattr(model, m) for m in modules})
+    tmp = atomic_target(path)
+    try:
+        save_model(view, str(tmp), metadata=model_metadata(model, modules, config, step, metrics))
+        _replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    return path
+
+
+# -- reading -------------------------------------------------------------------------------------
+def read_header(path: str | Path) -> tuple[dict, dict[str, str]]:
+    """The safetensors header and its metadata, checked before anything else is read."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{str(path)!r} does not exist")
+    if not path.is_file():
+        raise UserError(f"{str(path)!r} is not a file")
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise UserError(f"{str(path)!r} is not a safetensors checkpoint: only {size} bytes (truncated?)")
+        (n,) = struct.unpack("<Q", head)
+        if n > MAX_HEADER_BYTES:
+            raise UserError(f"{str(path)!r} is not a usable safetensors checkpoint: its header claims "
+                            f"{n} bytes (limit {MAX_HEADER_BYTES}); refusing to read it")
+        if n > size - 8:
+            raise UserError(f"{str(path)!r} is truncated or not a safetensors file: its header claims "
+                            f"{n} bytes but the file has {size - 8} after the length")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+    except (UnicodeDecodeError, ValueError):
+        raise UserError(f"{str(path)!r} is not a safetensors checkpoint: its header is not valid JSON") from None
+    data_len = size - 8 - n
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        offs = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if (not isinstance(offs, list) or len(offs) != 2 or not all(isinstance(o, int) for o in offs)
+                or not 0 <= offs[0] <= offs[1]):
+            raise UserError(f"{str(path)!r} is not a valid safetensors file: bad entry for tensor {key!r}")
+        if offs[1] > data_len:
+            raise UserError(f"{str(path)!r} is truncated: tensor {key!r} ends at byte {offs[1]} of the data, "
+                            f"which has {data_len}")
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise UserError(f"{str(path)!r}: its metadata is not a string-to-string map")
+    for k, v in meta.items():
+        if len(v) > MAX_METADATA_VALUE:
+            raise UserError(f"{str(path)!r}: metadata {k!r} is {len(v)} bytes (limit {MAX_METADATA_VALUE})")
+    return header, meta
+
+
+def _json_field(path: Path, meta: Mapping[str, str], key: str, default: Any = None) -> Any:
+    if key not in meta:
+        return default
+    try:
+        return json.loads(meta[key])
+    except ValueError:
+        raise UserError(f"{str(path)!r}: metadata {key!r} is not valid JSON") from None
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """The parsed ``genzoo.*`` metadata of a model file (no weights are read)."""
+    path = Path(path)
+    header, meta = read_header(path)
+    if "genzoo.format" not in meta:
+        raise UserError(f"{str(path)!r} is a safetensors file but not a genzoo checkpoint "
+                        "(no genzoo.* metadata; written by another program?)")
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        raise UserError(f"{str(path)!r}: genzoo metadata lacks {', '.join(missing)}")
+    if meta["genzoo.format"] != FORMAT_VERSION:
+        raise UserError(f"{str(path)!r}: checkpoint format {meta['genzoo.format']!r} is not supported "
+                        f"(this version reads {FORMAT_VERSION!r}); upgrade genzoo-infogan")
+    info = {
+        "path": str(path),
+        "family": meta["genzoo.family"],
+        "version": meta.get("genzoo.version", ""),
+        "recipe": meta.get("genzoo.recipe", ""),
+        "arch": _json_field(path, meta, "genzoo.arch"),
+        "codes_json": meta["genzoo.codes"],
+        "modules": _json_field(path, meta, "genzoo.modules"),
+        "image_shape": _json_field(path, meta, "genzoo.image_shape"),
+        "value_range": _json_field(path, meta, "genzoo.value_range", [0, 1]),
+        "config": _json_field(path, meta, "genzoo.config", {}),
+        "metrics": _json_field(path, meta, "genzoo.metrics", {}),
+        "step": meta.get("genzoo.step", "0"),
+        "tensors": {k: v for k, v in header.items() if k != "__metadata__"},
+    }
+    _json_field(path, meta, "genzoo.codes")
+    if not isinstance(info["arch"], dict):
+        raise UserError(f"{str(path)!r}: genzoo.arch must be a JSON object")
+    if (not isinstance(info["modules"], list) or not info["modules"]
+            or not all(isinstance(m, str) for m in info["modules"])):
+        raise UserError(f"{str(path)!r}: genzoo.modules must be a JSON list of names")
+    shape = info["image_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) and 0 < s <= 4096 for s in shape)):
+        raise UserError(f"{str(path)!r}: genzoo.image_shape must be [C, H, W], got {shape!r}")
+    if not isinstance(info["metrics"], dict) or not isinstance(info["config"], dict):
+        raise UserError(f"{str(path)!r}: genzoo.metrics and genzoo.config must be JSON objects")
+    try:
+        info["step"] = int(info["step"])
+    except ValueError:
+        raise UserError(f"{str(path)!r}: genzoo.step must be an integer") from None
+    return info
+
+
+def build_from_info(info: Mapping[str, Any]):
+    from .codes import CodeSet
+    from .host import get_host, plugin_module_of
+
+    path = info["path"]
+    families = get_host().families()
+    fam = families.get(info["family"])
+    if fam is None:
+        known = plugin_module_of(info["family"])
+        hint = (f" (plugin {known!r} is blocked by GENZOO_DISABLE_PLUGINS)" if known else
+                f" Install the plugin that provides family {info['family']!r}; installed families: "
+                f"{', '.join(sorted(families)) or '(none)'}.")
+        raise UserError(f"{path!r} needs model family {info['family']!r}, which is not installed.{hint}")
+    try:
+        codes = CodeSet.from_json(info["codes_json"])
+    except ValueError as e:
+        raise UserError(f"{path!r}: its code set cannot be read: {e}") from None
+    try:
+        model = fam.build(info["arch"], codes, tuple(info["image_shape"]))
+    except Exception as e:
+        raise UserError(f"{path!r}: family {info['family']!r} cannot build the stated architecture: "
+                        f"{type(e).__name__}: {e}") from None
+    unknown = [m for m in info["modules"] if not isinstance(getattr(model, m, None), nn.Module)]
+    if unknown:
+        raise UserError(f"{path!r}: lists modules {unknown} that family {info['family']!r} does not have")
+    return model
+
+
+def load(path: str | Path, device: str | torch.device = "cpu"):
+    """Rebuild a model from a checkpoint file alone: family from the registry, weights, codes.
+
+    The model has ``sample(n, codes=..., seed=...)``, ``encode(x)``, ``traverse(code)``;
+    ``model.checkpoint`` holds the file's parsed metadata.
+    """
+    from safetensors.torch import load_model
+
+    info = describe(path)
+    model = build_from_info(info)
+    view = nn.ModuleDict({m: getattr(model, m) for m in info["modules"]})
+    try:
+        load_model(view, str(path), strict=True, device="cpu")
+    except Exception as e:
+        msg = str(e).strip().splitlines()
+        raise UserError(f"{str(path)!r}: the weights do not fit the stated architecture "
+                        f"(family {info['family']!r}): {' '.join(msg)[:600]}") from None
+    model.to(device).eval()
+    model.checkpoint = info
+    model.loaded_modules = tuple(info["modules"])
+    return model
+
+
+# -- training state --------------------------------------------------------------------------------
+def save_train_state(path: str | Path, optimizers: Mapping[str, torch.optim.Optimizer],
+                     scalars: Mapping[str, Any], rng: Mapping[str, torch.Tensor]) -> Path:
+    """Optimizer state, RNG states and JSON scalars, as one safetensors file (atomic)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    groups: dict[str, Any] = {}
+    for phase, opt in optimizers.items():
+        sd = opt.state_dict()
+        groups[phase] = sd["param_groups"]
+        for idx, st in sd["state"].items():
+            for key, val in st.items():
+                t = val if torch.is_tensor(val) else torch.tensor(val)
+                tensors[f"opt.{phase}.{idx}.{key}"] = t.detach().cpu().contiguous()
+    for key, t in rng.items():
+        tensors[f"rng.{key}"] = t.detach().cpu().contiguous()
+    meta = {"genzoo.train_state": "1", "param_groups": json.dumps(groups), "scalars": json.dumps(dict(scalars))}
+    tmp = atomic_target(path)
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        _replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    return path
+
+
+def load_train_state(path: str | Path, optimizers: Mapping[str, torch.optim.Optimizer]
+                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    _, meta = read_header(path)
+    if meta.get("genzoo.train_state") != "1":
+        raise UserError(f"{str(path)!r} is not a genzoo training state")
+    groups = _json_field(path, meta, "param_groups")
+    scalars = _json_field(path, meta, "scalars")
+    tensors = load_file(str(path))
+    for phase, opt in optimizers.items():
+        if phase not in groups:
+            raise UserError(f"{str(path)!r} has no optimizer state for phase {phase!r}")
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        prefix = f"opt.{phase}."
+        for key, t in tensors.items():
+            if key.startswith(prefix):
+                idx, name = key[len(prefix):].split(".", 1)
+                state.setdefault(int(idx), {})[name] = t
+        try:
+            opt.load_state_dict({"state": state, "param_groups": groups[phase]})
+        except (ValueError, KeyError) as e:
+            raise UserError(f"{str(path)!r}: optimizer state for phase {phase!r} does not fit: {e}") from None
+    rng = {k[4:]: t for k, t in tensors.items() if k.startswith("rng.")}
+    return scalars, rng

@@ -1,0 +1,297 @@
+"""Recipes and resolved configs: TOML in, plain dicts inside, ``config.toml`` out.
+
+A recipe is a TOML file (see ``recipes/``). Resolving it merges, in order: the engine's
+defaults, the family's ``default_arch()`` under ``[model]``, the recipe, then ``--set key=value``
+overrides. An override must name a key that exists after the merge (dotted, e.g.
+``train.lr.g=5e-4``) and carry a value of that key's type; ``codes`` takes a code spec string.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import UserError, suggest
+
+DEFAULTS: dict[str, Any] = {
+    "name": "",
+    "family": "",
+    "description": "",
+    "version": 1,
+    "codes": "",
+    "seed": 0,
+    "data": {
+        "name": "mnist",
+        "root": "",          # data directory; "" = $GENZOO_DATA or ~/.cache/genzoo/data
+        "path": "",          # image folder (dataset "folder")
+        "download": True,
+        "size": 0,           # image size for folders (0 = 32)
+        "channels": 3,       # 3 = colour, 1 = grey (folders)
+        "limit": 0,          # use only the first N images (0 = all)
+    },
+    "model": {},
+    "train": {
+        "steps": 3000,
+        "batch_size": 128,
+        "lr": {},            # per phase, e.g. {d = 2e-4, g = 1e-3}
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "precision": "auto",  # auto | fp32 | bf16
+        "on_nan": "stop",     # stop | skip
+        "compile": False,
+        "eval_every": 0,      # 0 = only at the end
+    },
+    "info": {
+        "lambda_cat": 1.0,    # weight of each categorical code's L_I
+        "lambda_cont": 1.0,   # weight of each continuous code's L_I
+        "weights": {},        # per-code overrides, {c2 = 0.5}
+        "phase_scale": {},    # per phase multiplier, e.g. {g = 0.0} for a plain GAN
+    },
+    "log": {
+        "every": 50,
+        "sample_every": 500,
+        "checkpoint_every": 500,
+        "eval_samples": 5000,
+        "progress": True,
+    },
+}
+
+OPEN_TABLES = {"train.lr", "info.weights", "info.phase_scale"}  # keys here may be added freely
+
+
+def load_toml(path: Path | str) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"recipe file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read recipe file {str(path)!r}: {e}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"recipe file {str(path)!r} is not valid TOML: {e}") from None
+
+
+def load_recipe_source(src: dict | str | Path) -> dict:
+    """A recipe dict from a dict or a TOML path; the name defaults to the file's stem."""
+    if isinstance(src, dict):
+        recipe = copy.deepcopy(src)
+    else:
+        recipe = load_toml(src)
+        recipe.setdefault("name", Path(src).stem)
+        recipe["_source"] = str(src)
+    if "name" not in recipe:
+        raise UserError(f"a recipe needs a 'name': {src!r}")
+    return recipe
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _flat_keys(d: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k, v in d.items():
+        if k.startswith("_"):
+            continue
+        key = f"{prefix}{k}"
+        keys.append(key)
+        if isinstance(v, dict):
+            keys.extend(_flat_keys(v, key + "."))
+    return keys
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare string
+
+
+def _coerce(key: str, old: Any, text: str) -> Any:
+    value = _parse_value(text)
+    if old is None:
+        return value
+    if isinstance(old, bool):
+        if isinstance(value, bool):
+            return value
+        want = "true or false"
+    elif isinstance(old, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        want = "an integer"
+    elif isinstance(old, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        want = "a finite number"
+    elif isinstance(old, str):
+        return text if not isinstance(value, str) else value
+    elif isinstance(old, list):
+        if isinstance(value, list):
+            return value
+        want = "a list, e.g. [1, 2]"
+    elif isinstance(old, dict):
+        want = "a table; set its keys one by one (key.sub=value)"
+    else:  # pragma: no cover
+        return value
+    raise UserError(f"--set {key}={text}: {key} takes {want}, got {text!r}")
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> dict:
+    config = copy.deepcopy(config)
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected key=value, e.g. --set train.steps=500")
+        key, text = (s.strip() for s in item.split("=", 1))
+        parts = key.split(".")
+        node = config
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node.get(part), dict):
+                raise UserError(f"--set {item!r}: unknown key {key!r}.{suggest(key, _flat_keys(config))}")
+            node = node[part]
+        last = parts[-1]
+        table = ".".join(parts[:-1])
+        if last not in node or last.startswith("_"):
+            if table in OPEN_TABLES:
+                node[last] = _parse_value(text)
+                if not isinstance(node[last], (int, float)) or isinstance(node[last], bool):
+                    raise UserError(f"--set {item!r}: {key} takes a number, got {text!r}")
+                continue
+            raise UserError(f"--set {item!r}: unknown key {key!r}.{suggest(key, _flat_keys(config))}"
+                            f" Keys: {', '.join(k for k in _flat_keys(config) if '.' not in k or k.count('.') == 1)}")
+        node[last] = _coerce(key, node[last], text)
+    return config
+
+
+def resolve(recipe: dict, overrides: list[str] | None = None) -> dict:
+    """Merge defaults, the family's architecture defaults, the recipe and the overrides."""
+    from .host import get_host
+
+    recipe = expand_extends(recipe)
+    recipe = {k: v for k, v in recipe.items() if not k.startswith("_") or k == "_source"}
+    source = recipe.pop("_source", None)
+    config = deep_merge(DEFAULTS, recipe)
+    _check_keys(DEFAULTS, recipe, "", source)
+    families = get_host().families()
+    fam = families.get(config["family"])
+    if fam is None:
+        raise UserError(f"recipe {config['name']!r} names family {config['family']!r}, which is not installed."
+                        f"{suggest(config['family'], families)} Installed: {', '.join(sorted(families)) or '(none)'}")
+    config["model"] = deep_merge(fam.default_arch(), config.get("model", {}))
+    _check_keys({"model": fam.default_arch()}, {"model": recipe.get("model", {})}, "", source)
+    config = apply_overrides(config, overrides or [])
+    validate(config)
+    return config
+
+
+def expand_extends(recipe: dict, _seen: tuple[str, ...] = ()) -> dict:
+    """A recipe with ``extends = "other-recipe"`` is the other recipe merged with its own keys."""
+    from .host import get_host
+
+    base_name = recipe.get("extends")
+    if not base_name:
+        return recipe
+    if base_name in _seen:
+        raise UserError(f"recipe {recipe.get('name')!r}: 'extends' makes a cycle: {' -> '.join(_seen + (base_name,))}")
+    recipes = get_host().recipes()
+    if base_name not in recipes:
+        raise UserError(f"recipe {recipe.get('name')!r} extends {base_name!r}, which is not installed."
+                        f"{suggest(base_name, recipes)}")
+    base = expand_extends(recipes[base_name], _seen + (recipe.get("name", "?"),))
+    base = {k: v for k, v in base.items() if not k.startswith("_")}
+    child = {k: v for k, v in recipe.items() if k != "extends"}
+    return deep_merge(base, child)
+
+
+def _check_keys(defaults: dict, given: dict, prefix: str, source) -> None:
+    for k, v in given.items():
+        key = f"{prefix}{k}"
+        if k not in defaults:
+            if prefix.rstrip(".") in OPEN_TABLES:
+                continue
+            where = f" in {source}" if source else ""
+            raise UserError(f"unknown recipe key {key!r}{where}.{suggest(key, _flat_keys(defaults, prefix))}")
+        if isinstance(v, dict) and isinstance(defaults[k], dict) and defaults[k]:
+            _check_keys(defaults[k], v, key + ".", source)
+
+
+def validate(config: dict) -> None:
+    """Checks the values that the engine relies on, naming the key and what is allowed."""
+    from .codes import CodeSet
+
+    try:
+        CodeSet.parse(config["codes"])
+    except ValueError as e:
+        raise UserError(f"codes: {e}") from None
+    t = config["train"]
+    checks = [
+        ("train.steps", t["steps"] >= 1, "at least 1"),
+        ("train.batch_size", t["batch_size"] >= 1, "at least 1"),
+        ("train.precision", t["precision"] in ("auto", "fp32", "bf16"), "auto, fp32 or bf16"),
+        ("train.on_nan", t["on_nan"] in ("stop", "skip"), "stop or skip"),
+        ("log.every", config["log"]["every"] >= 1, "at least 1"),
+        ("log.sample_every", config["log"]["sample_every"] >= 0, "0 (never) or more"),
+        ("log.checkpoint_every", config["log"]["checkpoint_every"] >= 0, "0 (only at the end) or more"),
+    ]
+    for key, ok, want in checks:
+        if not ok:
+            raise UserError(f"{key} must be {want}")
+    for phase, lr in t["lr"].items():
+        if not isinstance(lr, (int, float)) or not lr > 0:
+            raise UserError(f"train.lr.{phase} must be a positive number, got {lr!r}")
+
+
+# -- TOML output (config.toml in the run folder) ------------------------------------------------
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+
+
+def dumps_toml(d: dict) -> str:
+    lines: list[str] = []
+
+    def table(node: dict, prefix: str) -> None:
+        scalars = {k: v for k, v in node.items() if not (isinstance(v, dict) and v)}
+        tables = {k: v for k, v in node.items() if k not in scalars}
+        if prefix and scalars:
+            lines.append(f"\n[{prefix}]")
+        for k, v in scalars.items():
+            lines.append(f"{_key(k)} = {_toml_value(v)}")
+        for k, v in tables.items():
+            table(v, f"{prefix}.{_key(k)}" if prefix else _key(k))
+
+    table(d, "")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def loads_toml(text: str) -> dict:
+    return tomllib.loads(text)

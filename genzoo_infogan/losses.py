@@ -1,0 +1,78 @@
+"""Losses as plain functions of tensors.
+
+The info (mutual-information) loss follows Chen et al. 2016: for codes c ~ p(c) and x = G(z, c),
+
+    L_I(G, Q) = E[log Q(c|x)] + H(c)  <=  I(c; G(z, c)),
+
+estimated per code by Monte Carlo over the batch, in nats. The loss added to a phase is
+``-sum_i lambda_i * L_I_i``. L_I reaches its maximum H(c) when Q recovers c exactly (for a
+categorical code: ln k); Q no better than the prior gives 0 for a categorical code.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+
+from .codes import CodeSet
+
+
+def mi_lower_bound(codes: CodeSet, q_params: Mapping[str, Mapping[str, torch.Tensor]],
+                   values: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per code, the Monte Carlo estimate of L_I = mean log Q(c|x) + H(c), in nats."""
+    log_q = codes.log_q(q_params, values)
+    return {name: log_q[name].mean() + spec.entropy() for name, spec in codes}
+
+
+def code_weights(codes: CodeSet, lambda_cat: float = 1.0, lambda_cont: float = 1.0,
+                 overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+    """lambda_i per code: ``lambda_cat`` for discrete codes, ``lambda_cont`` for continuous ones."""
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(codes.names)
+    if unknown:
+        raise ValueError(f"info weights name unknown code(s) {sorted(unknown)}; codes: {codes.names}")
+    return {n: float(overrides.get(n, lambda_cat if s.discrete else lambda_cont)) for n, s in codes}
+
+
+def info_loss(codes: CodeSet, q_params, values, weights: Mapping[str, float] | None = None
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``(-sum_i lambda_i * L_I_i, {code: L_I_i})``. Weights default to 1 for every code."""
+    li = mi_lower_bound(codes, q_params, values)
+    weights = weights or {n: 1.0 for n in codes.names}
+    loss = -sum(weights[n] * li[n] for n in codes.names)
+    return loss, li
+
+
+def gan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """-E log D(x) - E log(1 - D(G(z))), with logits (numerically stable)."""
+    real_logits, fake_logits = real_logits.float(), fake_logits.float()
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def gan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The non-saturating generator loss -E log D(G(z))."""
+    fake_logits = fake_logits.float()
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) summed over dimensions, averaged over the batch."""
+    mu, logvar = mu.float(), logvar.float()
+    return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(dim=1).mean()
+
+
+def categorical_kl_uniform(logits: torch.Tensor) -> torch.Tensor:
+    """KL(q || Uniform(k)) = sum q log q + ln k, averaged over the batch."""
+    logits = logits.float()
+    logq = F.log_softmax(logits, dim=1)
+    k = logits.shape[1]
+    return ((logq.exp() * logq).sum(dim=1) + torch.log(torch.tensor(float(k)))).mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): E ||grad_x D(x)||^2 on real data; ``real`` must require grad."""
+    (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()

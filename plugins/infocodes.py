@@ -1,0 +1,31 @@
+"""The info-code mechanism as a loss hook: any family whose phase outputs carry
+``outputs["info"] = {"q": Q parameters, "c": code values}`` gets ``-sum_i lambda_i L_I_i``.
+
+Weights come from the recipe's ``[info]`` table: ``lambda_cat`` for categorical codes,
+``lambda_cont`` for continuous ones, ``weights`` per code name, and ``phase_scale`` per phase
+(``{g = 0.0}`` trains Q, in the D phase, without asking G to carry information: a plain GAN whose
+L_I is still measured, the paper's figure 1 baseline). L_I per code is logged as ``L_I/<code>``.
+"""
+
+from __future__ import annotations
+
+from genzoo_infogan import hookimpl
+from genzoo_infogan.losses import code_weights, info_loss
+
+
+@hookimpl
+def loss_terms(phase, model, outputs, config):
+    info = outputs.get("info")
+    if not info:
+        return None
+    codes = info.get("codes", model.codes)
+    cfg = config.get("info", {})
+    weights = code_weights(codes, cfg.get("lambda_cat", 1.0), cfg.get("lambda_cont", 1.0), cfg.get("weights"))
+    loss, li = info_loss(codes, info["q"], info["c"], weights)
+    metrics = outputs.setdefault("metrics", {})
+    for name, value in li.items():
+        metrics[f"L_I/{name}"] = value.detach()
+    scale = float(cfg.get("phase_scale", {}).get(phase, 1.0))
+    if scale == 0.0:
+        return None
+    return {"info": scale * loss}

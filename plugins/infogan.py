@@ -1,0 +1,219 @@
+"""InfoGAN (Chen et al. 2016) as a genzoo model family.
+
+Networks (``[model] net``, ``auto`` picks by image size):
+
+* ``mnist`` (28x28): the paper's MNIST networks.
+  G = FC1024-BN-ReLU, FC 7x7x128-BN-ReLU, up-conv 64 4x4/2-BN-ReLU, up-conv C 4x4/2-sigmoid.
+  D trunk = conv 64 4x4/2-lReLU, conv 128 4x4/2-BN-lReLU, FC1024-BN-lReLU; D head FC1 (logits).
+* ``color32`` (32x32): the paper's SVHN/CelebA networks.
+  G = FC 2x2x448-BN-ReLU, up-conv 256-BN-ReLU, up-conv 128-ReLU, up-conv 64-ReLU, up-conv C-sigmoid.
+  D trunk = conv 64-lReLU, conv 128-BN-lReLU, conv 256-BN-lReLU (all 4x4/2); D head FC1.
+* ``conv64`` (64x64, or any size divisible by 16): the dSprites-style networks of the
+  disentanglement literature: D trunk conv 32, 32, 64, 64 (4x4/2) then FC 128; G mirrors it.
+
+The Q head (FC128-BN-lReLU-FC) reads the *same* trunk features as D's head, without detaching
+them. The info loss reaches the family through the ``loss_terms`` hook in both phases (as the
+reference code does): in the D phase it trains Q and the shared trunk on detached fakes; in the G
+phase it trains G to make its codes recoverable. ``[info] phase_scale`` turns either off.
+
+Small-data options (the 5,000-digit offline MNIST sample overfits D quickly): ``augment =
+"translate"`` shifts real and fake images by up to ``translate_px`` pixels before D, the same
+differentiable way for both (DiffAugment, Zhao et al. 2020); ``d_spectral_norm``; ``r1`` (the R1
+gradient penalty weight on real images); ``instance_noise`` (std of Gaussian noise on D's inputs).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genzoo_infogan import hookimpl
+from genzoo_infogan.codes import CodeSet
+from genzoo_infogan.losses import gan_d_loss, gan_g_loss, r1_penalty
+from genzoo_infogan.model import GenerativeModel
+from genzoo_infogan.qhead import QHead
+
+LRELU = 0.1
+
+
+def _sn(module: nn.Module, on: bool) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(module) if on else module
+
+
+def pick_net(net: str, image_shape) -> str:
+    c, h, w = image_shape
+    if h != w:
+        raise ValueError(f"images must be square, got {h}x{w}")
+    if net != "auto":
+        return net
+    if h == 28:
+        return "mnist"
+    if h == 32:
+        return "color32"
+    if h % 16 == 0:
+        return "conv64"
+    raise ValueError(f"no InfoGAN network for {h}x{w} images: use 28x28, 32x32 or a multiple of 16")
+
+
+class Reshape(nn.Module):
+    def __init__(self, *shape: int):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.view(x.shape[0], *self.shape)
+
+
+def build_nets(net: str, image_shape, in_dim: int, sn: bool) -> tuple[nn.Module, nn.Module, int]:
+    """(generator, D trunk, trunk feature width)."""
+    c, h, _ = image_shape
+    if net == "mnist":
+        if h != 28:
+            raise ValueError(f"net 'mnist' needs 28x28 images, got {h}x{h}")
+        g = nn.Sequential(
+            nn.Linear(in_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(True),
+            nn.Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True), Reshape(128, 7, 7),
+            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),
+            nn.ConvTranspose2d(64, c, 4, 2, 1), nn.Sigmoid())
+        d = nn.Sequential(
+            _sn(nn.Conv2d(c, 64, 4, 2, 1), sn), nn.LeakyReLU(LRELU, True),
+            _sn(nn.Conv2d(64, 128, 4, 2, 1), sn), nn.BatchNorm2d(128), nn.LeakyReLU(LRELU, True), nn.Flatten(),
+            _sn(nn.Linear(128 * 7 * 7, 1024), sn), nn.BatchNorm1d(1024), nn.LeakyReLU(LRELU, True))
+        return g, d, 1024
+    if net == "color32":
+        if h != 32:
+            raise ValueError(f"net 'color32' needs 32x32 images, got {h}x{h}")
+        g = nn.Sequential(
+            nn.Linear(in_dim, 448 * 2 * 2), nn.BatchNorm1d(448 * 2 * 2), nn.ReLU(True), Reshape(448, 2, 2),
+            nn.ConvTranspose2d(448, 256, 4, 2, 1), nn.BatchNorm2d(256), nn.ReLU(True),
+            nn.ConvTranspose2d(256, 128, 4, 2, 1), nn.ReLU(True),
+            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(True),
+            nn.ConvTranspose2d(64, c, 4, 2, 1), nn.Sigmoid())
+        d = nn.Sequential(
+            _sn(nn.Conv2d(c, 64, 4, 2, 1), sn), nn.LeakyReLU(LRELU, True),
+            _sn(nn.Conv2d(64, 128, 4, 2, 1), sn), nn.BatchNorm2d(128), nn.LeakyReLU(LRELU, True),
+            _sn(nn.Conv2d(128, 256, 4, 2, 1), sn), nn.BatchNorm2d(256), nn.LeakyReLU(LRELU, True), nn.Flatten())
+        return g, d, 256 * 4 * 4
+    if net == "conv64":
+        if h % 16:
+            raise ValueError(f"net 'conv64' needs a size divisible by 16, got {h}")
+        s = h // 16
+        g = nn.Sequential(
+            nn.Linear(in_dim, 128), nn.BatchNorm1d(128), nn.ReLU(True),
+            nn.Linear(128, 64 * s * s), nn.BatchNorm1d(64 * s * s), nn.ReLU(True), Reshape(64, s, s),
+            nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),
+            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(True),
+            nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(True),
+            nn.ConvTranspose2d(32, c, 4, 2, 1), nn.Sigmoid())
+        d = nn.Sequential(
+            _sn(nn.Conv2d(c, 32, 4, 2, 1), sn), nn.LeakyReLU(LRELU, True),
+            _sn(nn.Conv2d(32, 32, 4, 2, 1), sn), nn.BatchNorm2d(32), nn.LeakyReLU(LRELU, True),
+            _sn(nn.Conv2d(32, 64, 4, 2, 1), sn), nn.BatchNorm2d(64), nn.LeakyReLU(LRELU, True),
+            _sn(nn.Conv2d(64, 64, 4, 2, 1), sn), nn.BatchNorm2d(64), nn.LeakyReLU(LRELU, True), nn.Flatten(),
+            _sn(nn.Linear(64 * s * s, 128), sn), nn.BatchNorm1d(128), nn.LeakyReLU(LRELU, True))
+        return g, d, 128
+    raise ValueError(f"unknown net {net!r}: use auto, mnist, color32 or conv64")
+
+
+def translate(x: torch.Tensor, px: int, gen: torch.Generator) -> torch.Tensor:
+    """Shift each image by a random integer offset in [-px, px] (zero fill), differentiably."""
+    if px <= 0:
+        return x
+    b, c, h, w = x.shape
+    shift = torch.randint(-px, px + 1, (2, b), generator=gen).to(x.device)
+    ys = (torch.arange(h, device=x.device)[None, :] + shift[0][:, None] + px)  # (b, h)
+    xs = (torch.arange(w, device=x.device)[None, :] + shift[1][:, None] + px)  # (b, w)
+    padded = F.pad(x, [px, px, px, px])
+    bi = torch.arange(b, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[bi, ys[:, :, None], xs[:, None, :]].permute(0, 3, 1, 2)
+
+
+class InfoGAN(GenerativeModel):
+    family = "infogan"
+    phases = ("d", "g")
+    export_modules = ("generator", "trunk", "q_head")
+    full_modules = ("generator", "trunk", "d_head", "q_head")
+
+    def __init__(self, arch: dict, codes: CodeSet, image_shape):
+        super().__init__(arch, codes, image_shape)
+        if len(codes) == 0:
+            raise ValueError("InfoGAN needs at least one code (a plain GAN: set [info] phase_scale.g = 0)")
+        self.net = pick_net(arch.get("net", "auto"), self.image_shape)
+        self.generator, self.trunk, feat = build_nets(self.net, self.image_shape, self.noise_dim + codes.input_dim,
+                                                      bool(arch.get("d_spectral_norm", False)))
+        self.d_head = _sn(nn.Linear(feat, 1), bool(arch.get("d_spectral_norm", False)))
+        self.q_head = QHead(feat, codes, hidden=int(arch.get("q_hidden", 128)))
+        self.augment = str(arch.get("augment", "none"))
+        if self.augment not in ("none", "translate"):
+            raise ValueError(f"augment must be 'none' or 'translate', got {self.augment!r}")
+        self.translate_px = int(arch.get("translate_px", 2))
+        self.r1 = float(arch.get("r1", 0.0))
+        self.instance_noise = float(arch.get("instance_noise", 0.0))
+
+    # -- pieces -------------------------------------------------------------------------------------
+    def generate(self, noise, codes):
+        z = torch.cat([noise, self.codes.to_input(codes).to(noise.dtype)], dim=1)
+        return self.generator(z)
+
+    def _d_input(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if self.augment == "translate":
+            x = translate(x, self.translate_px, gen)
+        if self.instance_noise > 0:
+            x = x + self.instance_noise * torch.randn(x.shape, generator=gen).to(x.device, x.dtype)
+        return x
+
+    def encode(self, x):
+        return self.q_head(self.trunk(x))
+
+    def phase_parameters(self, phase):
+        if phase == "d":
+            return [*self.trunk.parameters(), *self.d_head.parameters(), *self.q_head.parameters()]
+        if phase == "g":
+            return list(self.generator.parameters())
+        raise KeyError(phase)
+
+    def phase_outputs(self, phase, x, gen):
+        n = x.shape[0]
+        noise = self.sample_noise(n, gen)
+        c = self.sample_codes(n, gen)
+        if phase == "d":
+            with torch.no_grad():
+                fake = self.generate(noise, c)
+            real_in = self._d_input(x, gen)
+            if self.r1 > 0:
+                real_in = real_in.detach().requires_grad_(True)
+            f_real = self.trunk(real_in)
+            f_fake = self.trunk(self._d_input(fake, gen))
+            real_logits, fake_logits = self.d_head(f_real), self.d_head(f_fake)
+            losses = {"d": gan_d_loss(real_logits, fake_logits)}
+            if self.r1 > 0:
+                losses["r1"] = 0.5 * self.r1 * r1_penalty(real_logits, real_in)
+            metrics = {"d_real": torch.sigmoid(real_logits.detach().float()).mean(),
+                       "d_fake": torch.sigmoid(fake_logits.detach().float()).mean()}
+            return {"losses": losses, "info": {"q": self.q_head(f_fake), "c": c}, "metrics": metrics}
+        if phase == "g":
+            fake = self.generate(noise, c)
+            f = self.trunk(self._d_input(fake, gen))
+            return {"losses": {"g": gan_g_loss(self.d_head(f))}, "info": {"q": self.q_head(f), "c": c},
+                    "metrics": {}}
+        raise KeyError(phase)
+
+
+class InfoGANFamily:
+    name = "infogan"
+    description = "InfoGAN (Chen et al. 2016): G(z, c), D with a shared trunk, Q head on the trunk"
+
+    @staticmethod
+    def default_arch() -> dict:
+        return {"noise_dim": 62, "net": "auto", "q_hidden": 128, "d_spectral_norm": False,
+                "augment": "none", "translate_px": 2, "r1": 0.0, "instance_noise": 0.0}
+
+    @staticmethod
+    def build(arch: dict, codes: CodeSet, image_shape) -> InfoGAN:
+        return InfoGAN({**InfoGANFamily.default_arch(), **arch}, codes, image_shape)
+
+
+@hookimpl
+def register_families(register):
+    register(InfoGANFamily())
