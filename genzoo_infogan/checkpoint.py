@@ -7,6 +7,7 @@ string metadata under ``genzoo.*`` keys, each a JSON value where it is not a pla
 ``genzoo.format``      ``"1"``
 ``genzoo.version``     the package version that wrote the file
 ``genzoo.family``      the family name, looked up in the plugin registry (never imported by path)
+``genzoo.plugin``      the plugin that registered the family, and where it came from (for messages)
 ``genzoo.arch``        the family's architecture config (JSON)
 ``genzoo.codes``       the CodeSet (JSON)
 ``genzoo.modules``     the submodules stored (JSON list); ``export`` leaves out D's head
@@ -69,6 +70,7 @@ def model_metadata(model, modules, config: Mapping | None = None, step: int = 0,
         "genzoo.format": FORMAT_VERSION,
         "genzoo.version": _version(),
         "genzoo.family": model.family,
+        "genzoo.plugin": _plugin_of(model.family),
         "genzoo.arch": json.dumps(model.arch, sort_keys=True),
         "genzoo.codes": model.codes.to_json(),
         "genzoo.modules": json.dumps(list(modules)),
@@ -79,6 +81,20 @@ def model_metadata(model, modules, config: Mapping | None = None, step: int = 0,
         "genzoo.step": str(int(step)),
         "genzoo.metrics": json.dumps(dict(metrics or {}), sort_keys=True),
     }
+
+
+def _plugin_of(family: str) -> str:
+    """'name (source)' of the plugin that registers ``family``, for 'not installed' messages."""
+    from .host import get_host, plugin_module_of
+
+    name = plugin_module_of(family)
+    if name is None:
+        return ""
+    info = get_host().info.get(name)
+    source = info.source if info else "?"
+    if source == "built-in":
+        source = "built-in, genzoo-infogan"
+    return f"{name} ({source})"
 
 
 def _unwrap(model):
@@ -178,6 +194,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         "path": str(path),
         "family": meta["genzoo.family"],
         "version": meta.get("genzoo.version", ""),
+        "plugin": meta.get("genzoo.plugin", ""),
         "recipe": meta.get("genzoo.recipe", ""),
         "arch": _json_field(path, meta, "genzoo.arch"),
         "codes_json": meta["genzoo.codes"],
@@ -209,16 +226,23 @@ def describe(path: str | Path) -> dict[str, Any]:
 
 def build_from_info(info: Mapping[str, Any]):
     from .codes import CodeSet
-    from .host import get_host, plugin_module_of
+    from .host import get_host
 
     path = info["path"]
     families = get_host().families()
     fam = families.get(info["family"])
     if fam is None:
-        known = plugin_module_of(info["family"])
-        hint = (f" (plugin {known!r} is blocked by GENZOO_DISABLE_PLUGINS)" if known else
-                f" Install the plugin that provides family {info['family']!r}; installed families: "
-                f"{', '.join(sorted(families)) or '(none)'}.")
+        from .host import _disabled
+
+        provider = info.get("plugin") or ""
+        hint = (f" It is provided by plugin {provider}" if provider else
+                " The file does not say which plugin provides it")
+        blocked = provider.split(" ", 1)[0] if provider else ""
+        if blocked and blocked in _disabled():
+            hint += f", which GENZOO_DISABLE_PLUGINS blocks here"
+        else:
+            hint += "; install it"
+        hint += f". Installed families: {', '.join(sorted(families)) or '(none)'}."
         raise UserError(f"{path!r} needs model family {info['family']!r}, which is not installed.{hint}")
     try:
         codes = CodeSet.from_json(info["codes_json"])

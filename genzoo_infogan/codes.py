@@ -23,6 +23,7 @@ its own; :meth:`CodeSet.parse` reads the spec syntax documented in the README::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -60,13 +61,13 @@ class CodeSpec:
 
     def to_json(self) -> dict[str, Any]:
         d = {"type": self.kind}
-        d.update({k: getattr(self, k) for k in self.__dataclass_fields__})  # type: ignore[attr-defined]
+        d.update({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})  # type: ignore[arg-type]
         return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "CodeSpec":
         fields = {k: v for k, v in d.items() if k != "type"}
-        unknown = set(fields) - set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+        unknown = set(fields) - {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         if unknown:
             raise ValueError(f"code type {cls.kind!r} has no field(s) {sorted(unknown)}")
         return cls(**fields)

@@ -29,6 +29,7 @@ BUILTIN_PLUGINS = (
     "genzoo_infogan.plugins.core",
     "genzoo_infogan.plugins.infocodes",
     "genzoo_infogan.plugins.infogan",
+    "genzoo_infogan.plugins.vae",
 )
 ENTRY_POINT_GROUP = "genzoo"
 

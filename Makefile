@@ -1,0 +1,19 @@
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test
+
+# Creates .venv if it is missing and installs the package with its test and offline extras.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test,offline]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/genzoo run infogan-mnist
+
+test: setup
+	$(PY) -m pytest

@@ -1,0 +1,162 @@
+"""A VAE family and its info-code variant (the ``vae`` family; codes make it the variant).
+
+Networks: the encoder trunk is InfoGAN's D trunk for the image size (28x28 ``mnist``, 32x32
+``color32``, ``conv64``), the decoder is InfoGAN's generator with logits out (Bernoulli pixels).
+The decoder takes ``(z, c)``; Q(c|x) is a head on the encoder's trunk, the same
+:class:`~genzoo_infogan.qhead.QHead` InfoGAN uses.
+
+The objective, per batch of real images x (all terms in nats per image)::
+
+    recon      = -log p(x | z, c~)               z ~ q(z|x) (reparameterised), c~ from Q(c|x):
+                                                 categorical codes through a Gumbel-softmax
+                                                 relaxation of Q's logits (temperature tau),
+                                                 continuous codes reparameterised from Q's N(mean, std)
+    kl         = beta * KL(q(z|x) || N(0, I))
+    kl_codes   = gamma * sum_i KL(Q(c_i|x) || prior_i)   categorical: KL to Uniform(k);
+                                                 continuous: KL to the Gaussian with the prior's
+                                                 mean and variance (Uniform(a, b): variance (b-a)^2/12)
+    info       = -sum_i lambda_i L_I_i           on decoded *prior* samples x' = dec(z', c'),
+                                                 z' ~ N(0, I), c' ~ p(c): L_I = E log Q(c'|x') + H(c')
+
+``info`` comes from the built-in ``infocodes`` loss hook, exactly as for InfoGAN: the phase puts
+``outputs["info"] = {"q": Q(x'), "c": c'}``. It makes the decoder keep each code recognisable in
+what it generates, and trains Q (and the shared trunk) on samples whose code is known, which is
+what teaches the categorical posterior to follow digit identity. With no codes the family is a
+plain VAE (``vae-mnist``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genzoo_infogan import hookimpl
+from genzoo_infogan.codes import CodeSet, Gaussian, Uniform
+from genzoo_infogan.losses import categorical_kl_uniform, gaussian_kl
+from genzoo_infogan.model import GenerativeModel
+from genzoo_infogan.plugins.infogan import build_nets, pick_net
+from genzoo_infogan.qhead import QHead
+
+
+def prior_moments(spec) -> tuple[float, float]:
+    if isinstance(spec, Uniform):
+        return 0.5 * (spec.low + spec.high), (spec.high - spec.low) / math.sqrt(12.0)
+    if isinstance(spec, Gaussian):
+        return spec.mean, spec.std
+    mean = float(getattr(spec, "mean", 0.0))
+    return mean, float(getattr(spec, "std", 1.0))
+
+
+class VAE(GenerativeModel):
+    family = "vae"
+    phases = ("vae",)
+
+    def __init__(self, arch: dict, codes: CodeSet, image_shape):
+        super().__init__(arch, codes, image_shape)
+        if self.noise_dim < 1:
+            raise ValueError("a VAE needs noise_dim (the size of z) >= 1")
+        self.net = pick_net(arch.get("net", "auto"), self.image_shape)
+        gen, trunk, feat = build_nets(self.net, self.image_shape, self.noise_dim + codes.input_dim, False)
+        self.decoder = nn.Sequential(*list(gen)[:-1])  # logits: drop the final sigmoid
+        self.encoder = trunk
+        self.latent = nn.Linear(feat, 2 * self.noise_dim)
+        mods = ["encoder", "latent", "decoder"]
+        if len(codes):
+            self.q_head = QHead(feat, codes, hidden=int(arch.get("q_hidden", 128)))
+            mods.append("q_head")
+        self.export_modules = self.full_modules = tuple(mods)
+        self.beta = float(arch.get("beta", 1.0))
+        self.gamma = float(arch.get("gamma", 1.0))
+        self.tau = float(arch.get("temperature", 0.67))
+
+    # -- pieces -------------------------------------------------------------------------------------
+    def decode_logits(self, z, code_input):
+        return self.decoder(torch.cat([z, code_input.to(z.dtype)], dim=1) if code_input is not None else z)
+
+    def generate(self, noise, codes):
+        code_input = self.codes.to_input(codes) if len(self.codes) else None
+        return torch.sigmoid(self.decode_logits(noise, code_input))
+
+    def features(self, x):
+        return self.encoder(x)
+
+    def encode(self, x):
+        if not len(self.codes):
+            return {}
+        return self.q_head(self.encoder(x))
+
+    def encode_latent(self, x):
+        mu, logvar = self.latent(self.encoder(x)).float().chunk(2, dim=1)
+        return mu, logvar
+
+    def phase_parameters(self, phase):
+        if phase != "vae":
+            raise KeyError(phase)
+        return list(self.parameters())
+
+    def _relaxed_codes(self, q: dict, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(decoder input for the codes inferred from x, their KL to the prior)."""
+        blocks, kl = [], torch.zeros((), device=self.device)
+        for name, spec in self.codes:
+            p = q[name]
+            if spec.discrete:
+                logits = p["logits"]
+                u = torch.rand(logits.shape, generator=gen).to(logits.device).clamp_(1e-10, 1 - 1e-7)
+                gumbel = -torch.log(-torch.log(u))
+                blocks.append(F.softmax((logits + gumbel) / self.tau, dim=1))
+                kl = kl + categorical_kl_uniform(logits)
+            else:
+                mean, std = p["mean"], p["std"]
+                eps = torch.randn(mean.shape, generator=gen).to(mean.device)
+                blocks.append((mean + std * eps).unsqueeze(1))
+                m0, s0 = prior_moments(spec)
+                kl = kl + (torch.log(s0 / std) + (std ** 2 + (mean - m0) ** 2) / (2 * s0 ** 2) - 0.5).mean()
+        return torch.cat(blocks, dim=1), kl
+
+    def phase_outputs(self, phase, x, gen):
+        if phase != "vae":
+            raise KeyError(phase)
+        n = x.shape[0]
+        f = self.encoder(x)
+        mu, logvar = self.latent(f).float().chunk(2, dim=1)
+        logvar = logvar.clamp(-12, 8)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen).to(mu.device)
+        losses: dict[str, torch.Tensor] = {}
+        code_input = None
+        out: dict = {"metrics": {}}
+        if len(self.codes):
+            code_input, kl_c = self._relaxed_codes(self.q_head(f), gen)
+            losses["kl_codes"] = self.gamma * kl_c
+        logits = self.decode_logits(z, code_input).float()
+        losses["recon"] = F.binary_cross_entropy_with_logits(logits, x.float(), reduction="sum") / n
+        kl_z = gaussian_kl(mu, logvar)
+        losses["kl"] = self.beta * kl_z
+        out["metrics"]["kl_z"] = kl_z.detach()
+        if len(self.codes):
+            zp = self.sample_noise(n, gen)
+            cp = self.sample_codes(n, gen)
+            xp = torch.sigmoid(self.decode_logits(zp, self.codes.to_input(cp)))
+            out["info"] = {"q": self.q_head(self.encoder(xp)), "c": cp}
+        out["losses"] = losses
+        return out
+
+
+class VAEFamily:
+    name = "vae"
+    description = "VAE with optional info codes: decoder(z, c), Q(c|x) on the encoder trunk"
+
+    @staticmethod
+    def default_arch() -> dict:
+        return {"noise_dim": 10, "net": "auto", "q_hidden": 128, "beta": 1.0, "gamma": 1.0, "temperature": 0.67}
+
+    @staticmethod
+    def build(arch: dict, codes: CodeSet, image_shape) -> VAE:
+        return VAE({**VAEFamily.default_arch(), **arch}, codes, image_shape)
+
+
+@hookimpl
+def register_families(register):
+    register(VAEFamily())

@@ -1,0 +1,110 @@
+"""Info codes on other models: attach_info_codes (the README example) and the VAE variant."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import genzoo_infogan
+from genzoo_infogan import attach_info_codes, hookimpl
+from genzoo_infogan.cli import cli
+from genzoo_infogan.codes import CodeSet
+from genzoo_infogan.engine import Trainer
+from genzoo_infogan.plugins.vae import VAEFamily
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_example(heading: str) -> str:
+    text = README.read_text()
+    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert blocks, f"no python example under {heading!r}"
+    return blocks[-1]
+
+
+def test_readme_attach_example_runs_and_its_l_i_rises(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(readme_example("Attach info codes to your model"), "README.md", "exec"), ns)
+    rows = [json.loads(l) for l in (tmp_path / "runs/tiny-codes/metrics.jsonl").read_text().splitlines()]
+    li = [r["L_I/c1"] for r in rows if "L_I/c1" in r]
+    assert li[-1] > li[0] + 0.5, li
+    assert ns["result"].eval["mi"]["c1"] > 0.8  # ln 4 = 1.386 at most
+    # the family came and went with the plugin; the host and the InfoGAN plugin were not touched
+    assert "tiny" not in genzoo_infogan.host.get_host().families()
+    model = ns["result"].model
+    assert hasattr(model, "q_head") and "q_head" in model.export_modules
+
+
+def test_attach_refuses_models_that_do_not_declare_features():
+    class NoFeatures(torch.nn.Module):
+        codes = CodeSet.parse("cat:3")
+
+        def phase_outputs(self, phase, x, gen):
+            return {}
+
+        def phase_parameters(self, phase):
+            return []
+
+    with pytest.raises(TypeError, match="lacks features, feature_dim"):
+        attach_info_codes(NoFeatures())
+    with pytest.raises(TypeError, match="GenerativeModel or a family"):
+        attach_info_codes(object())
+
+
+@pytest.mark.parametrize("codes", ["", "c1=cat:10,c2=uniform,c3=gaussian:0:1:fixed"])
+def test_vae_shapes_and_objective_terms(codes, host):
+    m = VAEFamily.build({}, CodeSet.parse(codes), (1, 28, 28))
+    x = torch.rand(8, 1, 28, 28)
+    out = m.phase_outputs("vae", x, torch.Generator().manual_seed(0))
+    want = {"recon", "kl"} | ({"kl_codes"} if codes else set())
+    assert set(out["losses"]) == want
+    assert all(torch.isfinite(v) for v in out["losses"].values())
+    assert m.sample(4, seed=0).shape == (4, 1, 28, 28)
+    if codes:
+        terms = host.loss_terms("vae", m, out, {"info": {}})
+        assert set(terms) == {"info"}
+        terms["info"].backward()
+        assert m.decoder[0].weight.grad.abs().sum() > 0 and m.encoder[0].weight.grad.abs().sum() > 0
+        assert m.encode(x)["c1"]["logits"].shape == (8, 10)
+    else:
+        assert "info" not in out and m.encode(x) == {}
+
+
+def test_vae_kl_codes_is_zero_at_the_prior():
+    m = VAEFamily.build({}, CodeSet.parse("cat:4,uniform:-1:1"), (1, 28, 28))
+    n = 5
+    q = {"c1": {"logits": torch.zeros(n, 4)},
+         "c2": {"mean": torch.zeros(n), "std": torch.full((n,), 2 / 12 ** 0.5)}}
+    _, kl = m._relaxed_codes(q, torch.Generator().manual_seed(0))
+    assert abs(float(kl)) < 1e-6
+
+
+def test_infovae_run_and_the_commands(tmp_path, tiny_config, blobs):
+    cfg = tiny_config("train.steps=4", recipe="infovae-mnist")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = Trainer(cfg, out_dir=tmp_path / "vae", device="cpu", progress=False, data=blobs).run()
+    run = tmp_path / "vae"
+    assert {"model.safetensors", "samples.png", "traverse_c2.png", "traverse_c3.png", "metrics.jsonl"} <= {
+        p.name for p in run.iterdir()}
+    assert "L_I/c1" in json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    r = CliRunner()
+    assert r.invoke(cli, ["export", str(run), "-o", str(tmp_path / "v.safetensors")]).exit_code == 0
+    res = r.invoke(cli, ["inspect", str(tmp_path / "v.safetensors")])
+    assert res.exit_code == 0 and "vae" in res.output and "cat:10" in res.output
+    assert r.invoke(cli, ["sample", str(tmp_path / "v.safetensors"), "--set", "c1=2", "-o",
+                          str(tmp_path / "s.png")]).exit_code == 0
+    assert r.invoke(cli, ["traverse", str(tmp_path / "v.safetensors"), "--code", "c2", "-o",
+                          str(tmp_path / "t.png")]).exit_code == 0
+    loaded = genzoo_infogan.load(tmp_path / "v.safetensors")
+    assert torch.equal(loaded.sample(3, seed=1), genzoo_infogan.load(run / "model.safetensors").sample(3, seed=1))

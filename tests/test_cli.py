@@ -1,0 +1,47 @@
+"""The command line: messages and exit status for bad input."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from genzoo_infogan import __version__
+from genzoo_infogan.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_version():
+    res = run("--version")
+    assert res.exit_code == 0 and __version__ in res.output
+
+
+def test_recipes_table_lists_the_builtin_recipes():
+    res = run("recipes")
+    assert res.exit_code == 0
+    for name in ("infogan-mnist", "gan-mnist", "infogan-folder", "infogan-svhn"):
+        assert name in res.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "infogan-mnsit"], "unknown recipe 'infogan-mnsit'. Did you mean 'infogan-mnist'"),
+    (["run", "infogan-mnist", "--set", "train.stpes=5"], "unknown key 'train.stpes'. Did you mean 'train.steps'"),
+    (["run", "infogan-mnist", "--set", "train.steps=many"], "train.steps takes an integer, got 'many'"),
+    (["run", "infogan-mnist", "--set", "train.batch_size=1.5"], "train.batch_size takes an integer"),
+    (["run", "infogan-mnist", "--set", "info.lambda_cat=[1]"], "info.lambda_cat takes a finite number"),
+    (["run", "infogan-mnist", "--set", "codes=cat:1"], "codes: bad code spec 'cat:1'"),
+    (["run", "infogan-mnist", "--set", "nokey"], "expected key=value"),
+    (["run", "infogan-mnist", "--set", "train.precision=fp8"], "train.precision must be auto, fp32 or bf16"),
+    (["run", "infogan-mnist", "--device", "cuda:7"], "device 'cuda:7' is not available"),
+    (["run", "infogan-mnist", "--device", "tpu"], "unknown device 'tpu'"),
+    (["run"], "give a recipe name"),
+    (["run", "no-such.toml"], "recipe file 'no-such.toml' does not exist"),
+    (["smaple"], "Did you mean 'sample'"),
+])
+def test_bad_input_is_one_message_and_exit_2(args, message):
+    res = run(*args)
+    assert res.exit_code == 2, res.output
+    assert message in " ".join(res.output.split())
+    assert "Traceback" not in res.output

@@ -1,0 +1,247 @@
+"""Info codes: specs, CodeSet parsing and JSON, the Q head and the mutual-information bound."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genzoo_infogan import Categorical, CodeSet, CodeSpec, Gaussian, QHead, Uniform, hookimpl
+from genzoo_infogan.codes import BUILTIN_CODE_TYPES
+from genzoo_infogan.losses import code_weights, info_loss, mi_lower_bound
+
+TYPES = {c.kind: c for c in BUILTIN_CODE_TYPES}
+
+
+def test_widths_and_param_counts():
+    cs = CodeSet.parse("cat:10,uniform,gaussian:0:1:fixed", TYPES)
+    assert cs.names == ["c1", "c2", "c3"]
+    assert [s.input_dim for _, s in cs] == [10, 1, 1]
+    assert [s.n_params for _, s in cs] == [10, 2, 1]
+    assert cs.input_dim == 12 and cs.n_params == 13
+    values = cs.sample(5, torch.Generator().manual_seed(0))
+    x = cs.to_input(values)
+    assert x.shape == (5, 12)
+    assert torch.equal(x[:, :10].argmax(1), values["c1"]) and torch.allclose(x[:, :10].sum(1), torch.ones(5))
+
+
+@pytest.mark.parametrize("k", [2, 10, 37])
+def test_perfect_q_gives_ln_k(k):
+    cs = CodeSet.of(Categorical(k))
+    c = torch.arange(100) % k
+    logits = 1e4 * F.one_hot(c, k).float()
+    li = mi_lower_bound(cs, {"c1": {"logits": logits}}, {"c1": c})["c1"]
+    assert abs(float(li) - math.log(k)) < 1e-5
+    assert abs(cs["c1"].entropy() - math.log(k)) < 1e-12
+
+
+def test_uninformative_q_gives_zero_and_wrong_q_less():
+    cs = CodeSet.of(Categorical(10))
+    c = torch.arange(200) % 10
+    li = mi_lower_bound(cs, {"c1": {"logits": torch.zeros(200, 10)}}, {"c1": c})["c1"]
+    assert abs(float(li)) < 1e-6
+    wrong = mi_lower_bound(cs, {"c1": {"logits": 5 * F.one_hot((c + 1) % 10, 10).float()}}, {"c1": c})["c1"]
+    assert float(wrong) < 0
+
+
+def test_categorical_uses_logits_not_probabilities():
+    spec = Categorical(4)
+    logits = torch.randn(8, 4)
+    c = torch.randint(0, 4, (8,))
+    expected = torch.log_softmax(logits, 1).gather(1, c[:, None]).squeeze(1)
+    assert torch.allclose(spec.log_q({"logits": logits}, c), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("spec", [Uniform(), Uniform(-2, 3), Gaussian(), Gaussian(1.5, 0.3), Uniform(q_std="fixed")])
+def test_continuous_log_q_matches_torch_normal(spec):
+    raw = torch.randn(32, spec.n_params)
+    params = spec.params(raw)
+    value = spec.sample(32, torch.Generator().manual_seed(1))
+    ref = torch.distributions.Normal(params["mean"], params["std"]).log_prob(value)
+    assert torch.allclose(spec.log_q(params, value), ref, atol=1e-5)
+    if spec.q_std == "fixed":
+        assert torch.equal(params["std"], torch.ones(32))
+
+
+def test_entropies_are_the_analytic_values():
+    assert Uniform(-1, 1).entropy() == pytest.approx(math.log(2))
+    assert Uniform(0, 5).entropy() == pytest.approx(math.log(5))
+    assert Gaussian(0, 1).entropy() == pytest.approx(0.5 * math.log(2 * math.pi * math.e))
+    assert Gaussian(3, 0.1).entropy() == pytest.approx(0.5 * math.log(2 * math.pi * math.e * 0.01))
+
+
+def test_priors_sample_their_distribution():
+    g = torch.Generator().manual_seed(0)
+    u = Uniform(-1, 1).sample(20000, g)
+    assert u.min() >= -1 and u.max() <= 1 and abs(float(u.mean())) < 0.02 and abs(float(u.var()) - 1 / 3) < 0.02
+    n = Gaussian(2, 0.5).sample(20000, g)
+    assert abs(float(n.mean()) - 2) < 0.02 and abs(float(n.std()) - 0.5) < 0.02
+    cat = Categorical(5).sample(20000, g)
+    assert torch.bincount(cat, minlength=5).min() > 3700
+
+
+def test_traversal_values():
+    assert torch.allclose(Uniform().traversal(5), torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0]))
+    assert torch.allclose(Uniform().traversal(3, (0.0, 1.0)), torch.tensor([0.0, 0.5, 1.0]))
+    assert torch.equal(Categorical(4).traversal(), torch.arange(4))
+    assert torch.allclose(Gaussian(0, 1).traversal(3), torch.tensor([-2.0, 0.0, 2.0]))
+
+
+def test_info_loss_gradient_reaches_the_features():
+    cs = CodeSet.parse("cat:10,uniform*2", TYPES)
+    trunk = torch.nn.Linear(20, 32)
+    head = QHead(32, cs, hidden=16)
+    feats = trunk(torch.randn(16, 20))
+    feats.retain_grad()
+    values = cs.sample(16, torch.Generator().manual_seed(0))
+    loss, li = info_loss(cs, head(feats), values, code_weights(cs, 1.0, 0.1))
+    loss.backward()
+    assert feats.grad is not None and feats.grad.abs().sum() > 0
+    assert trunk.weight.grad is not None and trunk.weight.grad.abs().sum() > 0
+    assert set(li) == {"c1", "c2", "c3"}
+
+
+def test_weighted_loss_is_minus_weighted_sum():
+    cs = CodeSet.parse("cat:3,uniform", TYPES)
+    q = {"c1": {"logits": torch.randn(8, 3)}, "c2": {"mean": torch.randn(8), "std": torch.ones(8)}}
+    v = cs.sample(8, torch.Generator().manual_seed(0))
+    w = code_weights(cs, 1.0, 0.25)
+    assert w == {"c1": 1.0, "c2": 0.25}
+    loss, li = info_loss(cs, q, v, w)
+    assert torch.allclose(loss, -(li["c1"] + 0.25 * li["c2"]))
+    with pytest.raises(ValueError, match="unknown code"):
+        code_weights(cs, overrides={"nope": 1.0})
+
+
+def test_qhead_output_shapes_and_positive_std():
+    cs = CodeSet.parse("d=cat:7,r=uniform,g=gaussian:0:1:fixed", TYPES)
+    out = QHead(64, cs)(torch.randn(5, 64))
+    assert out["d"]["logits"].shape == (5, 7)
+    assert out["r"]["mean"].shape == (5,) and (out["r"]["std"] > 0).all()
+    assert torch.equal(out["g"]["std"], torch.ones(5))
+    assert QHead(64, cs, hidden=0).net[0].out_features == cs.n_params
+
+
+@pytest.mark.parametrize("text,names", [
+    ("cat:10,uniform*2", ["c1", "c2", "c3"]),
+    ("digit=cat:10,uniform:-1:1,gaussian", ["digit", "c2", "c3"]),
+    ("c2=cat:3,uniform", ["c2", "c3"]),
+    (" Categorical:4 , normal:0:2 ", ["c1", "c2"]),
+    ("", []),
+])
+def test_parse_examples(text, names):
+    assert CodeSet.parse(text, TYPES).names == names
+
+
+BAD = [
+    ("cat", "cat"), ("cat:1", "cat:1"), ("cat:x", "cat:x"), ("cat:3:4", "cat:3:4"),
+    ("uniform:1:-1", "uniform:1:-1"), ("uniform:0", "uniform:0"), ("uniform:a:b", "uniform:a:b"),
+    ("gaussian:0:0", "gaussian:0:0"), ("gaussian:0:-1", "gaussian:0:-1"), ("bogus:3", "bogus:3"),
+    ("cat:10,,uniform", ""), ("x y=cat:3", "x y=cat:3"), ("a=cat:3,a=uniform", "a=cat:3,a=uniform"),
+    ("uniform*0", "uniform*0"), ("uniform*x", "uniform*x"), ("a=uniform*2", "a=uniform*2"),
+    ("uniform:nan:1", "uniform:nan:1"), ("gaussian:0:inf", "gaussian:0:inf"), ("uniform*1000", "uniform*1000"),
+    ("uniform:-1:1:wiggly", "uniform:-1:1:wiggly"),
+]
+
+
+@pytest.mark.parametrize("text,quoted", BAD)
+def test_bad_specs_raise_a_clear_error(text, quoted):
+    with pytest.raises(ValueError) as e:
+        CodeSet.parse(text, TYPES)
+    msg = str(e.value)
+    assert quoted in msg
+    assert "Accepted forms" in msg or "unique" in msg or "at most" in msg
+    assert "cat:K" in msg or "unique" in msg or "at most" in msg
+
+
+spec_strategy = st.one_of(
+    st.builds(Categorical, st.integers(2, 50)),
+    st.builds(Uniform, st.floats(-5, 0, allow_nan=False), st.floats(0.01, 5, allow_nan=False),
+              st.sampled_from(["learned", "fixed"])),
+    st.builds(Gaussian, st.floats(-5, 5, allow_nan=False), st.floats(0.01, 5, allow_nan=False),
+              st.sampled_from(["learned", "fixed"])),
+)
+name_strategy = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(name_strategy, spec_strategy), max_size=6, unique_by=lambda t: t[0]))
+def test_parse_and_json_round_trip(items):
+    cs = CodeSet(tuple(items))
+    assert CodeSet.parse(cs.to_spec(), TYPES) == cs
+    assert CodeSet.from_json(cs.to_json(), TYPES) == cs
+    assert CodeSet.from_json(CodeSet.from_json(cs.to_json(), TYPES).to_json(), TYPES).to_json() == cs.to_json()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_parser_never_crashes_on_junk(text):
+    try:
+        CodeSet.parse(text, TYPES)
+    except ValueError as e:
+        assert str(e)
+
+
+@dataclass(frozen=True)
+class Bernoulli(CodeSpec):
+    """A binary code with P(c = 1) = p, fed to G as 0/1; Q outputs one logit."""
+
+    p: float = 0.5
+    kind: ClassVar[str] = "bern"
+    forms: ClassVar[tuple[str, ...]] = ("bern:P",)
+    discrete: ClassVar[bool] = False
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(float(args[0]) if args else 0.5)
+
+    def to_token(self):
+        return f"bern:{self.p!r}"
+
+    input_dim = 1
+    n_params = 1
+
+    def sample(self, n, generator=None, device="cpu"):
+        return (torch.rand((n,), generator=generator, device=device) < self.p).float()
+
+    def entropy(self):
+        return -(self.p * math.log(self.p) + (1 - self.p) * math.log(1 - self.p))
+
+    def params(self, raw):
+        return {"logit": raw[:, 0]}
+
+    def log_q(self, params, value):
+        return -F.binary_cross_entropy_with_logits(params["logit"], value, reduction="none")
+
+    def point_estimate(self, params):
+        return (params["logit"] > 0).float()
+
+    def traversal(self, steps=10, span=None):
+        return torch.tensor([0.0, 1.0])
+
+
+class BernoulliPlugin:
+    @hookimpl
+    def register_code_types(self, register):
+        register(Bernoulli)
+
+
+def test_outside_plugin_adds_a_code_type(host):
+    with pytest.raises(ValueError, match="unknown code type 'bern'"):
+        CodeSet.parse("bern:0.5")
+    with host.plugin(BernoulliPlugin(), name="bernoulli"):
+        cs = CodeSet.parse("flag=bern:0.5,cat:3")
+        assert isinstance(cs["flag"], Bernoulli)
+        assert CodeSet.from_json(cs.to_json()) == cs
+        v = torch.tensor([0.0, 1.0])
+        li = mi_lower_bound(CodeSet.of(Bernoulli()), {"c1": {"logit": torch.tensor([-1e4, 1e4])}}, {"c1": v})
+        assert float(li["c1"]) == pytest.approx(math.log(2), abs=1e-6)
+        assert "bern:P" in str(pytest.raises(ValueError, CodeSet.parse, "zzz").value)
+    with pytest.raises(ValueError, match="unknown code type"):
+        CodeSet.parse("bern:0.5")

