@@ -221,7 +221,7 @@ def eval_cmd(path, as_json, samples, device, overrides):
     from .checkpoint import load
     from .config import DEFAULTS, apply_overrides, deep_merge
     from .data import load_dataset
-    from .engine import resolve_device
+    from .engine import ground_truth_metrics, resolve_device
     from .metrics import evaluate_model
 
     model = load(model_path(path), device=resolve_device(device))
@@ -240,9 +240,7 @@ def eval_cmd(path, as_json, samples, device, overrides):
     if data is not None and data.labels is not None:
         images, labels = data.images[:samples], data.labels[:samples]
     res = evaluate_model(model, images, labels, n_mi=samples)
-    extra = getattr(model, "extra_metrics", None)
-    if callable(extra) and data is not None:
-        res.update(extra(data))
+    res.update(ground_truth_metrics(model, data))
     res["path"] = str(model_path(path))
     if as_json:
         click.echo(json.dumps(res, indent=2, sort_keys=True))

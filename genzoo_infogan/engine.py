@@ -14,8 +14,11 @@ gives the weights of 2N steps. SIGINT / SIGTERM write a checkpoint and stop (exi
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in DistributedDataParallel (gloo on
 CPU, nccl on CUDA). Each rank draws a different shard of every global batch and its own codes and
 noise. BatchNorm keeps per-rank batch statistics (each rank normalises its own batch, as with one
-process at that batch size) and DDP broadcasts rank 0's running statistics at every forward, so
-all ranks hold identical buffers. Rank 0 alone writes the run folder.
+process at that batch size) and DDP broadcasts rank 0's running statistics at every forward (and
+once more at the end), so rank 0's statistics are the model's on every rank. SyncBatchNorm would
+instead normalise over the global batch, but it needs CUDA; per-rank statistics keep the
+single-process behaviour at the per-rank batch size on every backend. Rank 0 alone writes the run
+folder.
 """
 
 from __future__ import annotations
@@ -169,6 +172,10 @@ class Trainer:
         except ValueError as e:
             raise UserError(f"family {cfg['family']!r} cannot build a model for {self.data.image_shape} "
                             f"images with [model] {cfg['model']}: {e}") from None
+        b = cfg["train"]["batch_size"]
+        if b * self.world > len(self.data):
+            raise UserError(f"train.batch_size={b} x {self.world} process(es) is larger than the dataset "
+                            f"({len(self.data)} images: {self.data.source})")
         t = cfg["train"]
         self.opts: dict[str, torch.optim.Optimizer] = {}
         for phase in self.model.phases:
@@ -216,8 +223,6 @@ class Trainer:
         b = self.config["train"]["batch_size"]
         need = b * self.world
         n = len(self.images)
-        if need > n:
-            raise UserError(f"train.batch_size={b} x {self.world} process(es) is larger than the dataset ({n} images)")
         if self.pos + need > n:
             self.perm = torch.randperm(n, generator=self.data_gen)
             self.pos = 0
@@ -391,6 +396,11 @@ class Trainer:
                                               f"continue with: genzoo run --resume {self.out}",
                                               EXIT_SIGNAL[self._stop_signal])
             elapsed = time.perf_counter() - start_time
+            if self.world > 1:  # rank 0's BatchNorm running statistics are the model's, on every rank
+                import torch.distributed as dist
+
+                for buf in self.model.buffers():
+                    dist.broadcast(buf, 0)
             last_eval = self.evaluate()
             last_eval["train_steps_per_s"] = round((self.step - start_step) / max(elapsed, 1e-9), 3)
             if self.is_main:
@@ -422,10 +432,17 @@ class Trainer:
         labels = self.data.labels
         images = self.images[:n] if labels is not None else None
         res = evaluate_model(self.model, images, labels[:n] if labels is not None else None, n_mi=min(n, 2000))
-        extra = getattr(self.model, "extra_metrics", None)
-        if callable(extra):
-            res.update(extra(self.data))
+        res.update(ground_truth_metrics(self.model, self.data))
         return res
+
+
+def ground_truth_metrics(model, data) -> dict:
+    """Disentanglement scores (MIG, FactorVAE, DCI) where the data has ground-truth factors."""
+    if data is None or getattr(data, "factors", None) is None:
+        return {}
+    from .disentangle import sprites_metrics
+
+    return sprites_metrics(model, data)
 
 
 def threading_is_main() -> bool:

@@ -187,5 +187,5 @@ def test_family_not_installed_names_family_and_plugin(run_dir, monkeypatch, tmp_
     assert res.exit_code == 2
     text = " ".join(res.output.split())
     assert "needs model family 'infogan', which is not installed" in text
-    assert "plugin 'infogan' (built-in, genzoo-infogan)" in text and "GENZOO_DISABLE_PLUGINS" in text
+    assert "plugin infogan (built-in, genzoo-infogan)" in text and "GENZOO_DISABLE_PLUGINS blocks" in text
     assert not (tmp_path / "s.png").exists()

@@ -19,7 +19,7 @@ def test_two_ranks_hold_identical_weights_and_write_one_run_folder(tmp_path):
     data = write_pngs(tmp_path / "imgs", 64)
     dump = tmp_path / "dump"
     dump.mkdir()
-    runs = tmp_path / "runs"
+    runs = tmp_path / "out"
     runs.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
@@ -34,4 +34,7 @@ def test_two_ranks_hold_identical_weights_and_write_one_run_folder(tmp_path):
     saved = load_file(str(runs / "run" / "model.safetensors"))
     assert saved and all(torch.equal(saved[k], a[k]) for k in saved)  # rank 0 saved these weights
     assert [p.name for p in runs.iterdir()] == ["run"]  # one run folder, written by rank 0 alone
-    assert not any(p.name.startswith("runs") for p in tmp_path.iterdir())
+    assert not (tmp_path / "runs").exists()  # and no default run folder from another rank
+    assert sorted(p.name for p in (runs / "run").iterdir()) == sorted(
+        ["checkpoint.safetensors", "config.toml", "eval.json", "metrics.jsonl", "model.safetensors",
+         "samples.png", "traverse_c2.png", "traverse_c3.png", "train_state.safetensors"])
