@@ -122,11 +122,10 @@ def translate(x: torch.Tensor, px: int, gen: torch.Generator) -> torch.Tensor:
         return x
     b, c, h, w = x.shape
     shift = torch.randint(-px, px + 1, (2, b), generator=gen).to(x.device)
-    ys = (torch.arange(h, device=x.device)[None, :] + shift[0][:, None] + px)  # (b, h)
-    xs = (torch.arange(w, device=x.device)[None, :] + shift[1][:, None] + px)  # (b, w)
-    padded = F.pad(x, [px, px, px, px])
-    bi = torch.arange(b, device=x.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[bi, ys[:, :, None], xs[:, None, :]].permute(0, 3, 1, 2)
+    ys = torch.arange(h, device=x.device)[None, :] + shift[0][:, None] + px  # (b, h) rows to read
+    xs = torch.arange(w, device=x.device)[None, :] + shift[1][:, None] + px  # (b, w) columns
+    flat = (ys[:, :, None] * (w + 2 * px) + xs[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    return F.pad(x, [px, px, px, px]).flatten(2).gather(2, flat).view(b, c, h, w)
 
 
 class InfoGAN(GenerativeModel):

@@ -189,3 +189,20 @@ def test_family_not_installed_names_family_and_plugin(run_dir, monkeypatch, tmp_
     assert "needs model family 'infogan', which is not installed" in text
     assert "plugin infogan (built-in, genzoo-infogan)" in text and "GENZOO_DISABLE_PLUGINS blocks" in text
     assert not (tmp_path / "s.png").exists()
+
+
+def test_eval_json_and_plot(run_dir, tmp_path):
+    from PIL import Image
+
+    r = CliRunner()
+    res = r.invoke(cli, ["eval", str(run_dir), "--json", "--samples", "300"])
+    assert res.exit_code == 0, res.output
+    ev = json.loads(res.output)
+    assert set(ev["mi"]) == {"c1", "c2", "c3"} and 0.0 <= ev["code_accuracy"] <= 1.0
+    assert ev["code_accuracy_code"] == "c1" and ev["entropy"]["c1"] == pytest.approx(2.302585, abs=1e-6)
+    assert ev["n_eval_images"] == 300
+    res = r.invoke(cli, ["plot", str(run_dir), str(run_dir), "-o", str(tmp_path / "mi.png")])
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "mi.png").size == (720, 440)
+    res = r.invoke(cli, ["plot", str(tmp_path), "-o", str(tmp_path / "x.png")])
+    assert res.exit_code == 2 and "no metrics.jsonl" in res.output
