@@ -31,7 +31,7 @@ import json
 import os
 import struct
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -51,16 +51,20 @@ def _version() -> str:
     return __version__
 
 
-def atomic_target(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
 
-
-def _replace(tmp: Path, path: Path) -> None:
+    A crash or an error midway leaves no half-written file under the final name (and no
+    temporary file behind, except after a hard kill)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+    return path
 
 
 def model_metadata(model, modules, config: Mapping | None = None, step: int = 0,
@@ -107,18 +111,10 @@ def save_model_file(path: str | Path, model, full: bool = True, config: Mapping 
     from safetensors.torch import save_model
 
     model = _unwrap(model)
-    path = Path(path)
     modules = model.full_modules if full else model.export_modules
     view = nn.ModuleDict({m: getattr(model, m) for m in modules})
-    tmp = atomic_target(path)
-    try:
-        save_model(view, str(tmp), metadata=model_metadata(model, modules, config, step, metrics))
-        _replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-    return path
+    meta = model_metadata(model, modules, config, step, metrics)
+    return atomic_write(path, lambda tmp: save_model(view, str(tmp), metadata=meta))
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -301,15 +297,7 @@ def save_train_state(path: str | Path, optimizers: Mapping[str, torch.optim.Opti
     for key, t in rng.items():
         tensors[f"rng.{key}"] = t.detach().cpu().contiguous()
     meta = {"genzoo.train_state": "1", "param_groups": json.dumps(groups), "scalars": json.dumps(dict(scalars))}
-    tmp = atomic_target(path)
-    try:
-        save_file(tensors, str(tmp), metadata=meta)
-        _replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-    return path
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
 def load_train_state(path: str | Path, optimizers: Mapping[str, torch.optim.Optimizer]

@@ -246,7 +246,10 @@ class Trainer:
         ckpt.save_train_state(self.out / "train_state.safetensors", self.opts,
                               {"step": self.step, "pos": self.pos, "world": self.world,
                                "precision": self.precision}, self._rng_state())
-        (self.out / "config.toml").write_text(dumps_toml(_public(self.config)))
+        self._write_text("config.toml", dumps_toml(_public(self.config)))
+
+    def _write_text(self, name: str, text: str) -> None:
+        ckpt.atomic_write(self.out / name, lambda tmp: tmp.write_text(text))
 
     def _load_state(self) -> None:
         from safetensors.torch import load_model
@@ -365,7 +368,7 @@ class Trainer:
         latest: dict[str, float] = {}
         last_eval: dict = {}
         if self.is_main and not self.resume:
-            (self.out / "config.toml").write_text(dumps_toml(_public(self.config)))
+            self._write_text("config.toml", dumps_toml(_public(self.config)))
         progress = _make_progress(self.progress and self.is_main, self.console)
         try:
             with progress:
@@ -409,7 +412,7 @@ class Trainer:
                 self.save_checkpoint(last_eval)
                 ckpt.save_model_file(self.out / "model.safetensors", self.model, full=True, config=self.config,
                                      step=self.step, metrics=last_eval)
-                (self.out / "eval.json").write_text(json.dumps(last_eval, indent=2, sort_keys=True) + "\n")
+                self._write_text("eval.json", json.dumps(last_eval, indent=2, sort_keys=True) + "\n")
                 self.draw()
             if self.world > 1:
                 import torch.distributed as dist

@@ -6,7 +6,6 @@ Plots are drawn with Pillow (a torchvision dependency), so no plotting library i
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -30,11 +29,10 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int, scale: int = 1)
 
 
 def _save(im, path: Path) -> Path:
+    from .checkpoint import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    im.save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: im.save(tmp, format="PNG"))
 
 
 def line_plot(series: Mapping[str, Sequence[tuple[float, float]]], path: str | Path, title: str = "",
