@@ -235,7 +235,7 @@ def build_from_info(info: Mapping[str, Any]):
                 " The file does not say which plugin provides it")
         blocked = provider.split(" ", 1)[0] if provider else ""
         if blocked and blocked in _disabled():
-            hint += f", which GENZOO_DISABLE_PLUGINS blocks here"
+            hint += ", which GENZOO_DISABLE_PLUGINS blocks here"
         else:
             hint += "; install it"
         hint += f". Installed families: {', '.join(sorted(families)) or '(none)'}."

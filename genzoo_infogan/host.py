@@ -15,7 +15,6 @@ import contextlib
 import importlib
 import importlib.metadata
 import os
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +211,3 @@ def plugin_module_of(family: str) -> str | None:
             return plugin
     return None
 
-
-if sys.version_info < (3, 10):  # pragma: no cover
-    raise RuntimeError("genzoo-infogan needs Python >= 3.10")

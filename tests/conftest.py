@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 
 import pytest
 import torch
@@ -58,6 +57,3 @@ def tiny_config():
 def blobs():
     return blob_images()
 
-
-def quiet():
-    return warnings.catch_warnings()

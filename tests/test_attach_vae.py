@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import genzoo_infogan
-from genzoo_infogan import attach_info_codes, hookimpl
+from genzoo_infogan import attach_info_codes
 from genzoo_infogan.cli import cli
 from genzoo_infogan.codes import CodeSet
 from genzoo_infogan.engine import Trainer

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genzoo_infogan import hookimpl
-from genzoo_infogan.checkpoint import describe, read_header
+from genzoo_infogan.checkpoint import describe
 from genzoo_infogan.cli import cli
 from genzoo_infogan.engine import Trainer
 from genzoo_infogan.errors import TrainingStopped, UserError
