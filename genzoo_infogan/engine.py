@@ -459,18 +459,15 @@ def _public(config: dict) -> dict:
 
 
 def _summary(m: dict[str, float]) -> str:
-    parts = []
-    for k, v in m.items():
-        if k.startswith("loss/"):
-            parts.append(f"{k[5:]} {v:.3f}")
-        elif k.startswith("L_I/"):
-            parts.append(f"L_I[{k[4:]}] {v:.2f}")
-    return "  ".join(parts)
+    """The progress line's tail: the family's losses, then L_I per code (the info losses are
+    -sum lambda L_I, so L_I says it better)."""
+    parts = [f"{k[5:]} {v:.3f}" for k, v in m.items() if k.startswith("loss/") and not k.endswith("_info")]
+    li = [f"{k[4:]}={v:.2f}" for k, v in m.items() if k.startswith("L_I/")]
+    return "  ".join(parts + (["L_I " + " ".join(li)] if li else []))
 
 
 def _make_progress(enabled: bool, console):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     class Rate(TextColumn):
         def __init__(self):
@@ -482,8 +479,8 @@ def _make_progress(enabled: bool, console):
             speed = task.finished_speed or task.speed
             return Text(f"{speed:.2f} it/s" if speed else "-- it/s", style="progress.data.speed")
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), Rate(),
+                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
                     console=console, disable=not enabled, transient=False)
 
 
