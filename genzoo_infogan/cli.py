@@ -224,7 +224,8 @@ def eval_cmd(path, as_json, samples, device, overrides):
     from .engine import ground_truth_metrics, resolve_device
     from .metrics import evaluate_model
 
-    model = load(model_path(path), device=resolve_device(device))
+    file = model_path(path)
+    model = load(file, device=resolve_device(device))
     cfg = model.checkpoint.get("config") or {}
     data_cfg = deep_merge(DEFAULTS["data"], cfg.get("data", {}))
     data_cfg = apply_overrides({"data": data_cfg}, list(overrides))["data"]
@@ -241,7 +242,7 @@ def eval_cmd(path, as_json, samples, device, overrides):
         images, labels = data.images[:samples], data.labels[:samples]
     res = evaluate_model(model, images, labels, n_mi=samples)
     res.update(ground_truth_metrics(model, data))
-    res["path"] = str(model_path(path))
+    res["path"] = str(file)
     if as_json:
         click.echo(json.dumps(res, indent=2, sort_keys=True))
         return

@@ -65,6 +65,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .model import eval_mode
 from .sprites import FACTOR_NAMES, FACTOR_SIZES, Sprites
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -343,17 +344,12 @@ def model_code_encoder(model, batch_size: int = 500) -> Encoder:
 
     @torch.no_grad()
     def encode(images: torch.Tensor) -> torch.Tensor:
-        was = model.training
-        model.eval()
-        try:
-            device = model.device
-            out = []
+        out = []
+        with eval_mode(model):
             for i in range(0, len(images), batch_size):
-                params = model.encode(images[i:i + batch_size].to(device))
+                params = model.encode(images[i:i + batch_size].to(model.device))
                 cols = [spec.point_estimate(params[name]).float().reshape(-1, 1) for name, spec in model.codes]
                 out.append(torch.cat(cols, dim=1).cpu())
-        finally:
-            model.train(was)
         return torch.cat(out) if out else torch.zeros((0, len(model.codes)))
 
     return encode

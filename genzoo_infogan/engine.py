@@ -490,15 +490,10 @@ def draw_pictures(model, out: Path, tag: str | None = None) -> list[Path]:
     written = []
     codes: CodeSet = model.codes
     cats = [n for n, s in codes if s.discrete]
-    if cats:
-        imgs = model.category_rows(cats[0], per_row=10, seed=0)
-        written.append(save_grid(imgs, out / "samples.png", nrow=10))
-    else:
-        written.append(save_grid(model.sample(100, seed=0), out / "samples.png", nrow=10))
+    grid = model.category_rows(cats[0], per_row=10, seed=0) if cats else model.sample(100, seed=0)
+    written.append(save_grid(grid, out / "samples.png", nrow=10))
     if tag:
-        (out / "samples").mkdir(exist_ok=True)
-        written.append(save_grid(model.category_rows(cats[0], 10, 0) if cats else model.sample(100, seed=0),
-                                 out / "samples" / f"{tag}.png", nrow=10))
+        written.append(save_grid(grid, out / "samples" / f"{tag}.png", nrow=10))
     for name, spec in codes:
         if spec.discrete:
             if name != (cats[0] if cats else None):

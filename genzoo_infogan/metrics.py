@@ -15,6 +15,7 @@ import torch
 
 from .codes import CodeSet
 from .losses import mi_lower_bound
+from .model import eval_mode
 
 
 def contingency(pred: np.ndarray, labels: np.ndarray, k: int | None = None, m: int | None = None) -> np.ndarray:
@@ -54,14 +55,8 @@ def nmi(pred, labels) -> float:
 
 @torch.no_grad()
 def encode_batches(model, images: torch.Tensor, batch_size: int = 500) -> dict[str, dict[str, torch.Tensor]]:
-    was = model.training
-    model.eval()
-    try:
-        outs = []
-        for i in range(0, len(images), batch_size):
-            outs.append(model.encode(images[i:i + batch_size].to(model.device)))
-    finally:
-        model.train(was)
+    with eval_mode(model):
+        outs = [model.encode(images[i:i + batch_size].to(model.device)) for i in range(0, len(images), batch_size)]
     return {name: {p: torch.cat([o[name][p] for o in outs]).cpu() for p in outs[0][name]} for name in outs[0]}
 
 
@@ -70,11 +65,9 @@ def mi_estimate(model, n: int = 5000, seed: int = 1234, batch_size: int = 500) -
     """Monte Carlo L_I per code (nats) on ``n`` fresh samples, with the model in eval mode."""
     codes: CodeSet = model.codes
     g = torch.Generator().manual_seed(seed)
-    was = model.training
-    model.eval()
     tot = {name: 0.0 for name in codes.names}
     done = 0
-    try:
+    with eval_mode(model):
         while done < n:
             b = min(batch_size, n - done)
             noise = model.sample_noise(b, g)
@@ -84,8 +77,6 @@ def mi_estimate(model, n: int = 5000, seed: int = 1234, batch_size: int = 500) -
             for name in tot:
                 tot[name] += float(li[name]) * b
             done += b
-    finally:
-        model.train(was)
     return {name: v / n for name, v in tot.items()}
 
 

@@ -8,12 +8,25 @@ with other families (the info loss, optimizers, logging) lives in hooks and the 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Mapping
 
 import torch
 from torch import nn
 
 from .codes import CodeSet
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """Run a block with ``module`` in eval mode (BatchNorm uses its running statistics), then
+    put it back in the mode it was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 class GenerativeModel(nn.Module):
@@ -67,9 +80,7 @@ class GenerativeModel(nn.Module):
         """``n`` images, codes from the prior except those fixed in ``codes`` (``{"c1": 3}``)."""
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             noise = self.sample_noise(n, generator)
             values = self.sample_codes(n, generator)
             for name, v in (codes or {}).items():
@@ -78,8 +89,6 @@ class GenerativeModel(nn.Module):
                 t = torch.as_tensor(v, device=self.device)
                 values[name] = (t.expand(n) if t.dim() == 0 else t).to(values[name].dtype)
             return self.generate(noise, values).float()
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def traverse(self, code: str, rows: int = 10, steps: int = 10,
@@ -91,9 +100,7 @@ class GenerativeModel(nn.Module):
         values_1d = spec.traversal(steps, span).to(self.device)
         steps = len(values_1d)
         g = torch.Generator().manual_seed(int(seed))
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             noise = self.sample_noise(rows, g).repeat_interleave(steps, 0)
             base = self.sample_codes(rows, g)
             vals = {k: v.repeat_interleave(steps, 0) for k, v in base.items()}
@@ -101,8 +108,6 @@ class GenerativeModel(nn.Module):
                 vals[name] = torch.full_like(vals[name], v)
             vals[code] = values_1d.repeat(rows).to(vals[code].dtype)
             return self.generate(noise, vals).float()
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def category_rows(self, code: str, per_row: int = 10, seed: int = 0) -> torch.Tensor:
@@ -110,13 +115,9 @@ class GenerativeModel(nn.Module):
         spec = self.codes[code]
         k = spec.input_dim
         g = torch.Generator().manual_seed(int(seed))
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             noise = self.sample_noise(per_row, g).repeat(k, 1)
             base = self.sample_codes(per_row, g)
             vals = {n: v.repeat(k) for n, v in base.items()}
             vals[code] = torch.arange(k, device=self.device).repeat_interleave(per_row)
             return self.generate(noise, vals).float()
-        finally:
-            self.train(was_training)
