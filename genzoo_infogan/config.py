@@ -55,6 +55,8 @@ DEFAULTS: dict[str, Any] = {
         "lambda_cont": 1.0,   # weight of each continuous code's L_I
         "weights": {},        # per-code overrides, {c2 = 0.5}
         "phase_scale": {},    # per phase multiplier, e.g. {g = 0.0} for a plain GAN
+        "cont_start": 0,      # steps before continuous codes' weights start
+        "cont_ramp": 0,       # then steps of a linear ramp up to lambda_cont
     },
     "log": {
         "every": 50,
@@ -248,6 +250,8 @@ def validate(config: dict) -> None:
         ("log.every", config["log"]["every"] >= 1, "at least 1"),
         ("log.sample_every", config["log"]["sample_every"] >= 0, "0 (never) or more"),
         ("log.checkpoint_every", config["log"]["checkpoint_every"] >= 0, "0 (only at the end) or more"),
+        ("info.cont_start", config["info"]["cont_start"] >= 0, "0 or more (steps)"),
+        ("info.cont_ramp", config["info"]["cont_ramp"] >= 0, "0 or more (steps)"),
     ]
     for key, ok, want in checks:
         if not ok:

@@ -315,7 +315,7 @@ class Trainer:
                 self._require_grad(phase)
             with autocast_ctx(self.device, self.precision):
                 out = fwd(phase, x, self.gen)
-                terms = self.host.loss_terms(phase, self.model, out, cfg)
+                terms = self.host.loss_terms(phase, self.model, out, cfg, self.step)
             losses = {**out["losses"], **terms}
             loss = sum(losses.values())
             if not torch.isfinite(loss):

@@ -81,13 +81,15 @@ def register_commands(cli):
 
 
 @hookspec
-def loss_terms(phase, model, outputs, config):
+def loss_terms(phase, model, outputs, config, step):
     """Add loss terms to a training phase of any family.
 
     Called by the engine once per phase and step, after the family computed its own losses.
     ``phase`` is the phase name (``"d"``, ``"g"``, ``"vae"``, ...), ``model`` the
     :class:`~genzoo_infogan.model.GenerativeModel`, ``outputs`` the dict the family returned for
-    this phase, ``config`` the resolved recipe (a dict).
+    this phase, ``config`` the resolved recipe (a dict), ``step`` the number of training steps
+    already done (0 on the first), for terms with a schedule. An implementation may take only the
+    arguments it needs.
 
     Return a dict ``{name: scalar tensor}`` of terms to add to the phase's loss, or ``None``.
     Detached scalars to log may be put in ``outputs["metrics"]`` (a dict). This is how info codes

@@ -163,9 +163,10 @@ class Host:
     def add_commands(self, cli) -> None:
         self.pm.hook.register_commands(cli=cli)
 
-    def loss_terms(self, phase: str, model, outputs: dict, config: dict) -> dict:
+    def loss_terms(self, phase: str, model, outputs: dict, config: dict, step: int = 0) -> dict:
         terms: dict = {}
-        for result in self.pm.hook.loss_terms(phase=phase, model=model, outputs=outputs, config=config):
+        for result in self.pm.hook.loss_terms(phase=phase, model=model, outputs=outputs, config=config,
+                                              step=step):
             if result:
                 terms.update(result)
         return terms

@@ -13,14 +13,26 @@ from genzoo_infogan import hookimpl
 from genzoo_infogan.losses import code_weights, info_loss
 
 
+def continuous_scale(step: int, start: int, ramp: int) -> float:
+    """Weight multiplier of continuous codes at ``step``: 0 before ``start``, 1 after the ramp."""
+    if step < start:
+        return 0.0
+    if ramp <= 0:
+        return 1.0
+    return min(1.0, (step - start + 1) / ramp)
+
+
 @hookimpl
-def loss_terms(phase, model, outputs, config):
+def loss_terms(phase, model, outputs, config, step):
     info = outputs.get("info")
     if not info:
         return None
     codes = info.get("codes", model.codes)
     cfg = config.get("info", {})
     weights = code_weights(codes, cfg.get("lambda_cat", 1.0), cfg.get("lambda_cont", 1.0), cfg.get("weights"))
+    cont = continuous_scale(step, int(cfg.get("cont_start", 0)), int(cfg.get("cont_ramp", 0)))
+    if cont != 1.0:
+        weights = {n: (w if codes[n].discrete else cont * w) for n, w in weights.items()}
     loss, li = info_loss(codes, info["q"], info["c"], weights)
     metrics = outputs.setdefault("metrics", {})
     for name, value in li.items():

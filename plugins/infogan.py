@@ -149,8 +149,16 @@ class InfoGAN(GenerativeModel):
         self.translate_px = int(arch.get("translate_px", 2))
         self.r1 = float(arch.get("r1", 0.0))
         self.instance_noise = float(arch.get("instance_noise", 0.0))
+        self.noise_std = float(arch.get("noise_std", 1.0))
+        if not self.noise_std > 0:
+            raise ValueError(f"noise_std must be > 0, got {self.noise_std}")
 
     # -- pieces -------------------------------------------------------------------------------------
+    def sample_noise(self, n, generator=None):
+        """z ~ N(0, noise_std^2). A small std (ClusterGAN, Mukherjee et al. 2019) leaves the codes
+        most of G's input variance."""
+        return self.noise_std * super().sample_noise(n, generator)
+
     def generate(self, noise, codes):
         z = torch.cat([noise, self.codes.to_input(codes).to(noise.dtype)], dim=1)
         return self.generator(z)
@@ -206,7 +214,8 @@ class InfoGANFamily:
     @staticmethod
     def default_arch() -> dict:
         return {"noise_dim": 62, "net": "auto", "q_hidden": 128, "d_spectral_norm": False,
-                "augment": "none", "translate_px": 2, "r1": 0.0, "instance_noise": 0.0}
+                "augment": "none", "translate_px": 2, "r1": 0.0, "instance_noise": 0.0,
+                "noise_std": 1.0}
 
     @staticmethod
     def build(arch: dict, codes: CodeSet, image_shape) -> InfoGAN:

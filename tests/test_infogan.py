@@ -82,6 +82,23 @@ def test_gan_baseline_gets_no_info_term_for_g(host, tiny_config):
     assert "info" in host.loss_terms("d", m, m.phase_outputs("d", x, torch.Generator()), cfg)
 
 
+def test_continuous_codes_schedule(host):
+    from genzoo_infogan.plugins.infocodes import continuous_scale
+
+    assert [continuous_scale(s, 10, 4) for s in (0, 9, 10, 11, 13, 100)] == [0.0, 0.0, 0.25, 0.5, 1.0, 1.0]
+    assert continuous_scale(0, 0, 0) == 1.0 and continuous_scale(5, 5, 0) == 1.0
+    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
+    out = m.phase_outputs("g", blob_images(16).images, torch.Generator().manual_seed(0))
+    cfg = {"info": {"lambda_cat": 1.0, "lambda_cont": 0.1, "cont_start": 10, "cont_ramp": 4}}
+    before = host.loss_terms("g", m, out, cfg, step=3)["info"].detach()
+    li = {k: float(out["metrics"][f"L_I/{k}"]) for k in ("c1", "c2", "c3")}
+    assert float(before) == pytest.approx(-li["c1"], abs=1e-6)  # continuous codes not yet asked for
+    half = host.loss_terms("g", m, out, cfg, step=11)["info"].detach()
+    assert float(half) == pytest.approx(-li["c1"] - 0.5 * 0.1 * (li["c2"] + li["c3"]), abs=1e-5)
+    full = host.loss_terms("g", m, out, cfg, step=14)["info"].detach()
+    assert float(full) == pytest.approx(-li["c1"] - 0.1 * (li["c2"] + li["c3"]), abs=1e-5)
+
+
 def test_translate_shifts_whole_images():
     x = torch.zeros(64, 1, 8, 8)
     x[:, :, 3, 3] = 1.0
@@ -91,6 +108,20 @@ def test_translate_shifts_whole_images():
     assert torch.allclose(y.sum((1, 2, 3)), torch.ones(64))
     assert rows.min() >= 1 and rows.max() <= 5 and cols.min() >= 1 and cols.max() <= 5
     assert len(set(zip(rows.tolist(), cols.tolist()))) > 10
+
+
+def test_noise_std_scales_only_the_noise():
+    codes = CodeSet.parse("cat:10,uniform")
+    m = InfoGANFamily.build({"noise_std": 0.1}, codes, (1, 28, 28))
+    ref = InfoGANFamily.build({}, codes, (1, 28, 28))
+    z = m.sample_noise(20000, torch.Generator().manual_seed(0))
+    z_ref = ref.sample_noise(20000, torch.Generator().manual_seed(0))
+    assert torch.allclose(z, 0.1 * z_ref)
+    assert abs(float(z.std()) - 0.1) < 0.002 and abs(float(z.mean())) < 0.002
+    c = m.sample_codes(20000, torch.Generator().manual_seed(0))  # the codes keep their priors
+    assert abs(float(c["c2"].std()) - 2 / 12 ** 0.5) < 0.01
+    with pytest.raises(ValueError, match="noise_std must be > 0"):
+        InfoGANFamily.build({"noise_std": 0.0}, codes, (1, 28, 28))
 
 
 def _train(cfg, tmp_path, name, data):

@@ -173,6 +173,8 @@ def bad_inputs(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("unknown recipe", ["run", "infogan-mnits"], "Did you mean 'infogan-mnist'"),
         ("unknown --set key", run + ["--set", "model.noise_dims=10"], "Did you mean 'model.noise_dim'"),
         ("wrong --set type", run + ["--set", "train.steps=ten"], "train.steps takes an integer"),
+        ("negative schedule", run + ["--set", "info.cont_start=-5"], "info.cont_start must be 0 or more"),
+        ("bad noise std", run + ["--set", "model.noise_std=0", "--out", str(tmp / "o6")], "noise_std must be > 0"),
         ("bad code spec", run + ["--set", "codes=cat:10,uniform:2:1"], "bad code spec 'uniform:2:1'"),
         ("missing dataset path", run + ["--set", "data.name=folder", "--set", f"data.path={tmp / 'nope'}",
                                         "--out", str(tmp / "o1")], "is not a folder"),
