@@ -10,7 +10,9 @@ A model can carry info codes when it declares two things:
 
 ``attach_info_codes`` then adds a :class:`~genzoo_infogan.qhead.QHead` on those features, puts
 ``outputs["info"]`` in each generating phase, so the built-in ``infocodes`` plugin's loss hook adds
-``-sum_i lambda_i L_I_i`` to that phase, and trains Q with the phase's optimizer. Nothing in the
+``-sum_i lambda_i L_I_i`` to that phase, and trains Q with the phase's optimizer. In Q's phase it
+also offers Q on the real batch (``outputs["info_real"]``), for the recipe's real-data terms
+``[info] real_balance``, ``real_confidence`` and ``real_invariance``. Nothing in the
 host, the engine or the InfoGAN plugin changes. Given a family, it returns a family whose models
 come out with codes attached.
 """
@@ -21,6 +23,7 @@ import types
 
 from torch import nn
 
+from .images import random_affine
 from .model import GenerativeModel
 from .qhead import QHead
 
@@ -76,6 +79,9 @@ def attach_info_codes(target, hidden: int = 128, q_phase: str | None = None):
         samples = out.get("samples")
         if samples is not None:
             out["info"] = {"q": self.q_head(self.features(samples["x"])), "c": samples["c"]}
+        if phase == q_phase:  # Q on the real batch, run only if [info] real_balance/real_confidence ask
+            out["info_real"] = {"q": lambda: self.q_head(self.features(x)),
+                                "q_aug": lambda: self.q_head(self.features(random_affine(x, gen)))}
         return out
 
     def phase_parameters(self, phase):

@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
         "phase_scale": {},    # per phase multiplier, e.g. {g = 0.0} for a plain GAN
         "cont_start": 0,      # steps before continuous codes' weights start
         "cont_ramp": 0,       # then steps of a linear ramp up to lambda_cont
+        "real_balance": 0.0,  # weight of ln k - H(mean Q(c|x_real)) (categorical codes)
+        "real_confidence": 0.0,  # weight of mean H(Q(c|x_real)) (categorical codes)
+        "real_invariance": 0.0,  # weight of KL(Q(c|x) || Q(c|T(x))), T a small affine map
     },
     "log": {
         "every": 50,
@@ -252,6 +255,9 @@ def validate(config: dict) -> None:
         ("log.checkpoint_every", config["log"]["checkpoint_every"] >= 0, "0 (only at the end) or more"),
         ("info.cont_start", config["info"]["cont_start"] >= 0, "0 or more (steps)"),
         ("info.cont_ramp", config["info"]["cont_ramp"] >= 0, "0 or more (steps)"),
+        ("info.real_balance", config["info"]["real_balance"] >= 0, "0 (off) or more"),
+        ("info.real_confidence", config["info"]["real_confidence"] >= 0, "0 (off) or more"),
+        ("info.real_invariance", config["info"]["real_invariance"] >= 0, "0 (off) or more"),
     ]
     for key, ok, want in checks:
         if not ok:

@@ -94,5 +94,9 @@ def loss_terms(phase, model, outputs, config, step):
     Return a dict ``{name: scalar tensor}`` of terms to add to the phase's loss, or ``None``.
     Detached scalars to log may be put in ``outputs["metrics"]`` (a dict). This is how info codes
     reach any family: a family that puts ``outputs["info"] = {"q": Q parameters, "c": code
-    values}`` gets the mutual-information term from the built-in ``infocodes`` plugin.
+    values}`` gets the mutual-information term from the built-in ``infocodes`` plugin; one that
+    also puts ``outputs["info_real"] = {"q": Q parameters on real images}`` (or a callable that
+    returns them), and ``"q_aug"``: Q on a randomly transformed copy of that batch, gets the
+    recipe's real-data terms for categorical codes (``[info] real_balance``, ``real_confidence``,
+    ``real_invariance``).
     """

@@ -90,3 +90,23 @@ def line_plot(series: Mapping[str, Sequence[tuple[float, float]]], path: str | P
     dr.text(((left + W - right) / 2 - 10, H - 18), xlabel, fill=(0, 0, 0))
     dr.text((4, 10), ylabel, fill=(0, 0, 0))
     return _save(im, Path(path))
+
+
+def random_affine(x: torch.Tensor, gen: torch.Generator, degrees: float = 15.0, scale: float = 0.1,
+                  shear: float = 0.15, translate_px: float = 2.0) -> torch.Tensor:
+    """Each image of ``(N, C, H, W)`` rotated by up to ``degrees``, scaled by 1 +- ``scale``, sheared
+    by up to ``shear`` and shifted by up to ``translate_px`` pixels, all drawn uniformly from ``gen``
+    (bilinear, zero fill outside the image: for dark backgrounds such as MNIST and sprites).
+    Differentiable in ``x``. Changes style (slant, size, position), not identity.
+    """
+    n, _, h, w = x.shape
+    u = torch.rand((5, n), generator=gen, dtype=torch.float32) * 2 - 1
+    a = u[0] * math.radians(degrees)
+    s = 1 + u[1] * scale
+    sh = u[2] * shear
+    tx, ty = u[3] * (2 * translate_px / w), u[4] * (2 * translate_px / h)
+    cos, sin = torch.cos(a) / s, torch.sin(a) / s
+    theta = torch.stack([torch.stack([cos, -sin + sh, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta.to(x.device, torch.float32), [n, x.shape[1], h, w],
+                                           align_corners=False)
+    return torch.nn.functional.grid_sample(x.float(), grid, align_corners=False).to(x.dtype)

@@ -11,6 +11,7 @@ categorical code: ln k); Q no better than the prior gives 0 for a categorical co
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import torch
@@ -43,6 +44,48 @@ def info_loss(codes: CodeSet, q_params, values, weights: Mapping[str, float] | N
     weights = weights or {n: 1.0 for n in codes.names}
     loss = -sum(weights[n] * li[n] for n in codes.names)
     return loss, li
+
+
+def real_code_terms(codes: CodeSet, q_params: Mapping[str, Mapping[str, torch.Tensor]]
+                    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """For each categorical code, Q's posterior on a batch of *real* images, summarised as
+    ``(balance gap, conditional entropy)`` in nats:
+
+        balance gap          ln k - H(mean_x Q(c|x))     0 when the batch uses every category equally
+        conditional entropy  mean_x H(Q(c|x))            0 when Q is certain of every image
+
+    ``H(mean Q) - mean H(Q)`` is the mutual information between images and categories under Q
+    (Krause et al. 2010; Hu et al. 2017, IMSAT), so adding ``balance + conditional`` to a loss
+    maximises it. Continuous codes have no such term.
+    """
+    out = {}
+    for name, spec in codes:
+        if not spec.discrete:
+            continue
+        logq = F.log_softmax(q_params[name]["logits"].float(), dim=1)
+        q = logq.exp()
+        cond = -(q * logq).sum(dim=1).mean()
+        m = q.mean(dim=0)
+        marginal = -(m * torch.log(m.clamp_min(1e-12))).sum()
+        out[name] = (math.log(q.shape[1]) - marginal, cond)
+    return out
+
+
+def invariance_terms(codes: CodeSet, q_params: Mapping[str, Mapping[str, torch.Tensor]],
+                     q_aug: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """For each categorical code, ``mean_x KL(Q(c|x) || Q(c|T(x)))`` in nats, with Q(c|x) held
+    fixed (no gradient): how much a transformation T of the real images moves Q's posterior. The
+    self-augmented training term of IMSAT (Hu et al. 2017): with T a small rotation, scaling and
+    shear, a categorical code that must ignore T cannot split a digit by slant or width.
+    """
+    out = {}
+    for name, spec in codes:
+        if not spec.discrete:
+            continue
+        logp = F.log_softmax(q_params[name]["logits"].float().detach(), dim=1)
+        logq = F.log_softmax(q_aug[name]["logits"].float(), dim=1)
+        out[name] = (logp.exp() * (logp - logq)).sum(dim=1).mean()
+    return out
 
 
 def gan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

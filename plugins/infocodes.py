@@ -11,12 +11,31 @@ over ``cont_ramp`` steps to their full weight (both 0 by default: full weight fr
 The idea is to let a categorical code settle before continuous codes compete with it for the same
 variation. On ``infogan-mnist`` it did not help (the continuous codes stayed unused after a late
 start; the recipe has the figures); a smaller ``lambda_cont`` helped a little.
+
+Categorical codes on real data (off by default; beyond the paper): a family whose phase outputs
+carry ``outputs["info_real"] = {"q": Q parameters on a batch of real images}`` (or a callable that
+returns them, so that Q runs only when a weight is on) gets
+``real_balance * (ln k - H(mean_x Q(c|x))) + real_confidence * mean_x H(Q(c|x))`` per categorical
+code, logged as ``gap_real/<code>`` and ``H_real/<code>``. With both weights equal this maximises
+the mutual information between real images and the code under Q (RIM, Krause et al. 2010; IMSAT,
+Hu et al. 2017). InfoGAN's L_I only ever sees generated images; this term asks Q to spread the
+*real* images over all k categories, each with confidence, which is what stops one category from
+holding two digits while another digit is split in two.
+
+``real_invariance`` (also off by default) adds ``mean_x KL(Q(c|x) || Q(c|T(x)))`` per categorical
+code, logged as ``inv_real/<code>``, where T is a random small affine transformation of the real
+batch that the family supplies as ``outputs["info_real"]["q_aug"]`` (IMSAT's self-augmented
+training): the categorical code must not change when the image is rotated, scaled or sheared a
+little, which is what keeps it from splitting a digit by slant or width (the continuous codes'
+job).
 """
 
 from __future__ import annotations
 
 from genzoo_infogan import hookimpl
-from genzoo_infogan.losses import code_weights, info_loss
+import torch
+
+from genzoo_infogan.losses import code_weights, info_loss, invariance_terms, real_code_terms
 
 
 def continuous_scale(step: int, start: int, ramp: int) -> float:
@@ -30,20 +49,39 @@ def continuous_scale(step: int, start: int, ramp: int) -> float:
 
 @hookimpl
 def loss_terms(phase, model, outputs, config, step):
-    info = outputs.get("info")
-    if not info:
-        return None
-    codes = info.get("codes", model.codes)
     cfg = config.get("info", {})
-    weights = code_weights(codes, cfg.get("lambda_cat", 1.0), cfg.get("lambda_cont", 1.0), cfg.get("weights"))
-    cont = continuous_scale(step, int(cfg.get("cont_start", 0)), int(cfg.get("cont_ramp", 0)))
-    if cont != 1.0:
-        weights = {n: (w if codes[n].discrete else cont * w) for n, w in weights.items()}
-    loss, li = info_loss(codes, info["q"], info["c"], weights)
-    metrics = outputs.setdefault("metrics", {})
-    for name, value in li.items():
-        metrics[f"L_I/{name}"] = value.detach()
-    scale = float(cfg.get("phase_scale", {}).get(phase, 1.0))
-    if scale == 0.0:
-        return None
-    return {"info": scale * loss}
+    terms = {}
+    info = outputs.get("info")
+    if info:
+        codes = info.get("codes", model.codes)
+        weights = code_weights(codes, cfg.get("lambda_cat", 1.0), cfg.get("lambda_cont", 1.0), cfg.get("weights"))
+        cont = continuous_scale(step, int(cfg.get("cont_start", 0)), int(cfg.get("cont_ramp", 0)))
+        if cont != 1.0:
+            weights = {n: (w if codes[n].discrete else cont * w) for n, w in weights.items()}
+        loss, li = info_loss(codes, info["q"], info["c"], weights)
+        metrics = outputs.setdefault("metrics", {})
+        for name, value in li.items():
+            metrics[f"L_I/{name}"] = value.detach()
+        scale = float(cfg.get("phase_scale", {}).get(phase, 1.0))
+        if scale != 0.0:
+            terms["info"] = scale * loss
+    real = outputs.get("info_real")
+    balance, confidence = float(cfg.get("real_balance", 0.0)), float(cfg.get("real_confidence", 0.0))
+    invariance = float(cfg.get("real_invariance", 0.0))
+    if real and (balance > 0 or confidence > 0 or (invariance > 0 and "q_aug" in real)):
+        codes = real.get("codes", model.codes)
+        q = real["q"]() if callable(real["q"]) else real["q"]
+        metrics = outputs.setdefault("metrics", {})
+        total = 0.0
+        for name, (gap, cond) in real_code_terms(codes, q).items():
+            metrics[f"gap_real/{name}"] = gap.detach()
+            metrics[f"H_real/{name}"] = cond.detach()
+            total = total + balance * gap + confidence * cond
+        if invariance > 0 and "q_aug" in real:
+            q_aug = real["q_aug"]() if callable(real["q_aug"]) else real["q_aug"]
+            for name, kl in invariance_terms(codes, q, q_aug).items():
+                metrics[f"inv_real/{name}"] = kl.detach()
+                total = total + invariance * kl
+        if isinstance(total, torch.Tensor):
+            terms["info_real"] = total
+    return terms or None

@@ -30,6 +30,7 @@ from torch import nn
 
 from genzoo_infogan import hookimpl
 from genzoo_infogan.codes import CodeSet
+from genzoo_infogan.images import random_affine
 from genzoo_infogan.losses import gan_d_loss, gan_g_loss, r1_penalty
 from genzoo_infogan.model import GenerativeModel
 from genzoo_infogan.qhead import QHead
@@ -198,7 +199,11 @@ class InfoGAN(GenerativeModel):
                 losses["r1"] = 0.5 * self.r1 * r1_penalty(real_logits, real_in)
             metrics = {"d_real": torch.sigmoid(real_logits.detach().float()).mean(),
                        "d_fake": torch.sigmoid(fake_logits.detach().float()).mean()}
-            return {"losses": losses, "info": {"q": self.q_head(f_fake), "c": c}, "metrics": metrics}
+            out = {"losses": losses, "info": {"q": self.q_head(f_fake), "c": c}, "metrics": metrics}
+            # Q on the real batch, evaluated only if a loss hook asks (it would move Q's BN statistics)
+            out["info_real"] = {"q": lambda: self.q_head(f_real),
+                                "q_aug": lambda: self.q_head(self.trunk(random_affine(x, gen)))}
+            return out
         if phase == "g":
             fake = self.generate(noise, c)
             f = self.trunk(self._d_input(fake, gen))

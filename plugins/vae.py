@@ -18,6 +18,14 @@ The objective, per batch of real images x (all terms in nats per image)::
     info       = -sum_i lambda_i L_I_i           on decoded *prior* samples x' = dec(z', c'),
                                                  z' ~ N(0, I), c' ~ p(c): L_I = E log Q(c'|x') + H(c')
 
+The phase also hands Q(c|x) on the real batch to the ``infocodes`` hook as ``info_real``, so the
+recipe's ``[info] real_balance``, ``real_confidence`` and ``real_invariance`` apply. Per categorical code, the ELBO's
+``E_x KL(Q(c|x) || U(k))`` equals ``(ln k - H(mean Q)) + (H(mean Q) - mean H(Q))``: the
+marginal's distance from uniform plus the mutual information I(x; c) under Q. ``gamma = 1`` with
+``real_confidence = 1`` cancels the part that penalises I(x; c), and a ``real_confidence`` above
+1 rewards it, in the spirit of InfoVAE (Zhao et al. 2017), which keeps the marginal term and drops
+the one that fights information.
+
 ``info`` comes from the built-in ``infocodes`` loss hook, exactly as for InfoGAN: the phase puts
 ``outputs["info"] = {"q": Q(x'), "c": c'}``. It makes the decoder keep each code recognisable in
 what it generates, and trains Q (and the shared trunk) on samples whose code is known, which is
@@ -35,6 +43,7 @@ from torch import nn
 
 from genzoo_infogan import hookimpl
 from genzoo_infogan.codes import CodeSet, Gaussian, Uniform
+from genzoo_infogan.images import random_affine
 from genzoo_infogan.losses import categorical_kl_uniform, gaussian_kl
 from genzoo_infogan.model import GenerativeModel
 from genzoo_infogan.plugins.infogan import build_nets, pick_net
@@ -128,8 +137,10 @@ class VAE(GenerativeModel):
         code_input = None
         out: dict = {"metrics": {}}
         if len(self.codes):
-            code_input, kl_c = self._relaxed_codes(self.q_head(f), gen)
+            q_real = self.q_head(f)
+            code_input, kl_c = self._relaxed_codes(q_real, gen)
             losses["kl_codes"] = self.gamma * kl_c
+            out["info_real"] = {"q": q_real, "q_aug": lambda: self.q_head(self.encoder(random_affine(x, gen)))}
         logits = self.decode_logits(z, code_input).float()
         losses["recon"] = F.binary_cross_entropy_with_logits(logits, x.float(), reduction="sum") / n
         kl_z = gaussian_kl(mu, logvar)

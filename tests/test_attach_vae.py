@@ -37,12 +37,21 @@ def test_readme_attach_example_runs_and_its_l_i_rises(tmp_path, monkeypatch):
         exec(compile(readme_example("Attach info codes to your model"), "README.md", "exec"), ns)
     rows = [json.loads(l) for l in (tmp_path / "runs/tiny-codes/metrics.jsonl").read_text().splitlines()]
     li = [r["L_I/c1"] for r in rows if "L_I/c1" in r]
+    assert not any("gap_real/c1" in r for r in rows)  # the real-data terms are off by default
     assert li[-1] > li[0] + 0.5, li
     assert ns["result"].eval["mi"]["c1"] > 0.8  # ln 4 = 1.386 at most
     # the family came and went with the plugin; the host and the InfoGAN plugin were not touched
     assert "tiny" not in genzoo_infogan.host.get_host().families()
     model = ns["result"].model
     assert hasattr(model, "q_head") and "q_head" in model.export_modules
+    # Q's phase offers Q on the real batch for the real-data terms, which then reach Q
+    x = torch.rand(8, *model.image_shape)
+    out = model.phase_outputs(model.phases[0], x, torch.Generator().manual_seed(0))
+    terms = genzoo_infogan.host.get_host().loss_terms(model.phases[0], model, out,
+                                                      {"info": {"real_balance": 1.0}})
+    model.zero_grad(set_to_none=True)
+    terms["info_real"].backward()
+    assert model.q_head.net[0].weight.grad.abs().sum() > 0
 
 
 def test_attach_refuses_models_that_do_not_declare_features():
@@ -87,6 +96,21 @@ def test_vae_kl_codes_is_zero_at_the_prior():
          "c2": {"mean": torch.zeros(n), "std": torch.full((n,), 2 / 12 ** 0.5)}}
     _, kl = m._relaxed_codes(q, torch.Generator().manual_seed(0))
     assert abs(float(kl)) < 1e-6
+
+
+def test_vae_real_data_terms_and_the_kl_decomposition(host):
+    import math
+
+    m = VAEFamily.build({}, CodeSet.parse("cat:10"), (1, 28, 28))
+    x = torch.rand(16, 1, 28, 28)
+    out = m.phase_outputs("vae", x, torch.Generator().manual_seed(0))
+    terms = host.loss_terms("vae", m, out, {"info": {"real_balance": 1.0, "real_confidence": 1.0}})
+    gap, cond = float(out["metrics"]["gap_real/c1"]), float(out["metrics"]["H_real/c1"])
+    # E_x KL(Q(c|x) || U) = ln k - mean H(Q): the ELBO's code KL is ln k minus the confidence term
+    assert float(out["losses"]["kl_codes"]) == pytest.approx(math.log(10) - cond, abs=1e-5)
+    assert float(terms["info_real"]) == pytest.approx(gap + cond, abs=1e-5)
+    # so kl_codes + real_confidence * H_real (gamma = 1, real_confidence = 1) is ln k, constant
+    assert "info_real" not in host.loss_terms("vae", m, out, {"info": {}})
 
 
 def test_infovae_run_and_the_commands(tmp_path, tiny_config, blobs):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from genzoo_infogan import Categorical, CodeSet, CodeSpec, Gaussian, QHead, Uniform, hookimpl
 from genzoo_infogan.codes import BUILTIN_CODE_TYPES
-from genzoo_infogan.losses import code_weights, info_loss, mi_lower_bound
+from genzoo_infogan.losses import code_weights, info_loss, invariance_terms, mi_lower_bound, real_code_terms
 
 TYPES = {c.kind: c for c in BUILTIN_CODE_TYPES}
 
@@ -117,6 +117,40 @@ def test_weighted_loss_is_minus_weighted_sum():
     assert torch.allclose(loss, -(li["c1"] + 0.25 * li["c2"]))
     with pytest.raises(ValueError, match="unknown code"):
         code_weights(cs, overrides={"nope": 1.0})
+
+
+def test_real_code_terms_analytic_values():
+    cs = CodeSet.parse("cat:4,uniform", TYPES)
+    big = 30.0
+    # certain and balanced: each category twice, one-hot posteriors -> gap 0, entropy 0
+    certain = big * F.one_hot(torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]), 4).float()
+    gap, cond = real_code_terms(cs, {"c1": {"logits": certain}})["c1"]
+    assert float(gap) == pytest.approx(0.0, abs=1e-6) and float(cond) == pytest.approx(0.0, abs=1e-6)
+    # certain but collapsed onto one category -> gap ln 4
+    collapsed = big * F.one_hot(torch.zeros(8, dtype=torch.long), 4).float()
+    gap, cond = real_code_terms(cs, {"c1": {"logits": collapsed}})["c1"]
+    assert float(gap) == pytest.approx(math.log(4), abs=1e-5) and float(cond) == pytest.approx(0.0, abs=1e-6)
+    # uncertain: uniform posteriors -> balanced marginal (gap 0) but entropy ln 4
+    gap, cond = real_code_terms(cs, {"c1": {"logits": torch.zeros(8, 4)}})["c1"]
+    assert float(gap) == pytest.approx(0.0, abs=1e-6) and float(cond) == pytest.approx(math.log(4), abs=1e-6)
+    # two of four categories used, certain -> gap ln 4 - ln 2; continuous codes have no term
+    half = big * F.one_hot(torch.tensor([0, 1] * 4), 4).float()
+    terms = real_code_terms(cs, {"c1": {"logits": half}})
+    assert set(terms) == {"c1"}
+    assert float(terms["c1"][0]) == pytest.approx(math.log(2), abs=1e-5)
+
+
+def test_invariance_terms_analytic_values():
+    cs = CodeSet.parse("cat:4,uniform", TYPES)
+    logits = torch.randn(8, 4)
+    same = invariance_terms(cs, {"c1": {"logits": logits}}, {"c1": {"logits": logits + 3.0}})
+    assert set(same) == {"c1"} and float(same["c1"]) == pytest.approx(0.0, abs=1e-6)  # softmax ignores shifts
+    sure = 40.0 * F.one_hot(torch.arange(8) % 4, 4).float()
+    kl = invariance_terms(cs, {"c1": {"logits": sure}}, {"c1": {"logits": torch.zeros(8, 4)}})["c1"]
+    assert float(kl) == pytest.approx(math.log(4), abs=1e-5)  # KL(one-hot || uniform) = ln k
+    aug = torch.zeros(8, 4, requires_grad=True)
+    invariance_terms(cs, {"c1": {"logits": sure.requires_grad_(True)}}, {"c1": {"logits": aug}})["c1"].backward()
+    assert sure.grad is None and aug.grad.abs().sum() > 0  # Q(c|x) is the fixed target
 
 
 def test_qhead_output_shapes_and_positive_std():

@@ -82,6 +82,64 @@ def test_gan_baseline_gets_no_info_term_for_g(host, tiny_config):
     assert "info" in host.loss_terms("d", m, m.phase_outputs("d", x, torch.Generator()), cfg)
 
 
+def test_real_data_code_term(host):
+    from genzoo_infogan.losses import real_code_terms
+
+    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
+    x = blob_images(16).images
+    bn = m.q_head.net[1]
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    batches = bn.num_batches_tracked.item()
+    assert "info_real" not in host.loss_terms("d", m, out, {"info": {}})  # off by default
+    assert bn.num_batches_tracked.item() == batches  # Q never ran on the real batch
+    cfg = {"info": {"real_balance": 2.0, "real_confidence": 0.5}}
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    terms = host.loss_terms("d", m, out, cfg)
+    gap, cond = out["metrics"]["gap_real/c1"], out["metrics"]["H_real/c1"]
+    assert float(terms["info_real"]) == pytest.approx(2.0 * float(gap) + 0.5 * float(cond), rel=1e-5)
+    assert 0.0 <= float(gap) <= np.log(10) and 0.0 <= float(cond) <= np.log(10) + 1e-5
+    terms["info_real"].backward()
+    assert m.q_head.net[-1].weight.grad.abs().sum() > 0 and m.trunk[0].weight.grad.abs().sum() > 0
+    assert m.generator[0].weight.grad is None
+    # the G phase has no real-data term
+    assert "info_real" not in host.loss_terms("g", m, m.phase_outputs("g", x, torch.Generator()), cfg)
+    # minimising it on a fixed batch makes Q confident and balanced on that batch
+    opt = torch.optim.Adam([*m.trunk.parameters(), *m.q_head.parameters()], lr=1e-3)
+    start = None
+    for _ in range(60):
+        q = m.q_head(m.trunk(x))
+        g, c = real_code_terms(m.codes, q)["c1"]
+        opt.zero_grad()
+        (g + c).backward()
+        opt.step()
+        start = start if start is not None else (float(g), float(c))
+    assert float(c) < 0.5 * start[1] and float(g) + float(c) < 0.5 * sum(start)
+
+
+def test_random_affine_changes_style_not_content():
+    from genzoo_infogan.images import random_affine
+
+    x = blob_images(32).images
+    same = random_affine(x, torch.Generator().manual_seed(0), degrees=0, scale=0, shear=0, translate_px=0)
+    assert torch.allclose(same, x, atol=1e-5)
+    y = random_affine(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and not torch.allclose(y, x, atol=1e-3)
+    assert torch.equal(y, random_affine(x, torch.Generator().manual_seed(0)))  # seeded
+    mass = y.sum((1, 2, 3)) / x.sum((1, 2, 3))
+    assert mass.min() > 0.7 and mass.max() < 1.3  # the blob moved a little, it was not cut off
+
+
+def test_real_invariance_term(host):
+    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform"), (1, 28, 28))
+    x = blob_images(16).images
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    terms = host.loss_terms("d", m, out, {"info": {"real_invariance": 3.0}})
+    kl = out["metrics"]["inv_real/c1"]
+    assert float(kl) >= 0 and float(terms["info_real"]) == pytest.approx(3.0 * float(kl), rel=1e-5)
+    terms["info_real"].backward()
+    assert m.trunk[0].weight.grad.abs().sum() > 0 and m.generator[0].weight.grad is None
+
+
 def test_continuous_codes_schedule(host):
     from genzoo_infogan.plugins.infocodes import continuous_scale
 
