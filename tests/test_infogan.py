@@ -96,7 +96,7 @@ def test_real_data_code_term(host):
     out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
     terms = host.loss_terms("d", m, out, cfg)
     gap, cond = out["metrics"]["gap_real/c1"], out["metrics"]["H_real/c1"]
-    assert float(terms["info_real"]) == pytest.approx(2.0 * float(gap) + 0.5 * float(cond), rel=1e-5)
+    assert float(terms["info_real"].detach()) == pytest.approx(2.0 * float(gap) + 0.5 * float(cond), rel=1e-5)
     assert 0.0 <= float(gap) <= np.log(10) and 0.0 <= float(cond) <= np.log(10) + 1e-5
     terms["info_real"].backward()
     assert m.q_head.net[-1].weight.grad.abs().sum() > 0 and m.trunk[0].weight.grad.abs().sum() > 0
@@ -135,7 +135,7 @@ def test_real_invariance_term(host):
     out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
     terms = host.loss_terms("d", m, out, {"info": {"real_invariance": 3.0}})
     kl = out["metrics"]["inv_real/c1"]
-    assert float(kl) >= 0 and float(terms["info_real"]) == pytest.approx(3.0 * float(kl), rel=1e-5)
+    assert float(kl) >= 0 and float(terms["info_real"].detach()) == pytest.approx(3.0 * float(kl), rel=1e-5)
     terms["info_real"].backward()
     assert m.trunk[0].weight.grad.abs().sum() > 0 and m.generator[0].weight.grad is None
 
