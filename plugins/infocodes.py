@@ -33,8 +33,6 @@ job).
 from __future__ import annotations
 
 from genzoo_infogan import hookimpl
-import torch
-
 from genzoo_infogan.losses import code_weights, info_loss, invariance_terms, real_code_terms
 
 
@@ -72,16 +70,16 @@ def loss_terms(phase, model, outputs, config, step):
         codes = real.get("codes", model.codes)
         q = real["q"]() if callable(real["q"]) else real["q"]
         metrics = outputs.setdefault("metrics", {})
-        total = 0.0
+        parts = []
         for name, (gap, cond) in real_code_terms(codes, q).items():
             metrics[f"gap_real/{name}"] = gap.detach()
             metrics[f"H_real/{name}"] = cond.detach()
-            total = total + balance * gap + confidence * cond
+            parts.append(balance * gap + confidence * cond)
         if invariance > 0 and "q_aug" in real:
             q_aug = real["q_aug"]() if callable(real["q_aug"]) else real["q_aug"]
             for name, kl in invariance_terms(codes, q, q_aug).items():
                 metrics[f"inv_real/{name}"] = kl.detach()
-                total = total + invariance * kl
-        if isinstance(total, torch.Tensor):
-            terms["info_real"] = total
+                parts.append(invariance * kl)
+        if parts:  # no categorical code: nothing to add
+            terms["info_real"] = sum(parts)
     return terms or None
