@@ -79,7 +79,7 @@ def attach_info_codes(target, hidden: int = 128, q_phase: str | None = None):
         samples = out.get("samples")
         if samples is not None:
             out["info"] = {"q": self.q_head(self.features(samples["x"])), "c": samples["c"]}
-        if phase == q_phase:  # Q on the real batch, run only if [info] real_balance/real_confidence ask
+        if phase == q_phase:  # Q on the real batch, run only if an [info] real_* weight asks
             out["info_real"] = {"q": lambda: self.q_head(self.features(x)),
                                 "q_aug": lambda: self.q_head(self.features(random_affine(x, gen)))}
         return out

@@ -19,8 +19,8 @@ The objective, per batch of real images x (all terms in nats per image)::
                                                  z' ~ N(0, I), c' ~ p(c): L_I = E log Q(c'|x') + H(c')
 
 The phase also hands Q(c|x) on the real batch to the ``infocodes`` hook as ``info_real``, so the
-recipe's ``[info] real_balance``, ``real_confidence`` and ``real_invariance`` apply. Per categorical code, the ELBO's
-``E_x KL(Q(c|x) || U(k))`` equals ``(ln k - H(mean Q)) + (H(mean Q) - mean H(Q))``: the
+recipe's ``[info] real_balance``, ``real_confidence`` and ``real_invariance`` apply. Per
+categorical code, the ELBO's ``E_x KL(Q(c|x) || U(k))`` equals ``(ln k - H(mean Q)) + (H(mean Q) - mean H(Q))``: the
 marginal's distance from uniform plus the mutual information I(x; c) under Q. ``gamma = 1`` with
 ``real_confidence = 1`` cancels the part that penalises I(x; c), and a ``real_confidence`` above
 1 rewards it, in the spirit of InfoVAE (Zhao et al. 2017), which keeps the marginal term and drops
