@@ -140,7 +140,8 @@ class VAE(GenerativeModel):
             q_real = self.q_head(f)
             code_input, kl_c = self._relaxed_codes(q_real, gen)
             losses["kl_codes"] = self.gamma * kl_c
-            out["info_real"] = {"q": q_real, "q_aug": lambda: self.q_head(self.encoder(random_affine(x, gen)))}
+            out["info_real"] = {"q": q_real,
+                                "q_aug": lambda: self.q_head(self.encoder(random_affine(x, gen)))}
         logits = self.decode_logits(z, code_input).float()
         losses["recon"] = F.binary_cross_entropy_with_logits(logits, x.float(), reduction="sum") / n
         kl_z = gaussian_kl(mu, logvar)
