@@ -78,10 +78,12 @@ def attach_info_codes(target, hidden: int = 128, q_phase: str | None = None):
         out = base_outputs(phase, x, gen)
         samples = out.get("samples")
         if samples is not None:
-            out["info"] = {"q": self.q_head(self.features(samples["x"])), "c": samples["c"]}
+            xs = samples["x"]
+            out["info"] = {"q": self.q_head(self.features(xs)), "c": samples["c"],
+                           "q_aug": lambda **t: self.q_head(self.features(random_affine(xs, gen, **t)))}
         if phase == q_phase:  # Q on the real batch, run only if an [info] real_* weight asks
             out["info_real"] = {"q": lambda: self.q_head(self.features(x)),
-                                "q_aug": lambda: self.q_head(self.features(random_affine(x, gen)))}
+                                "q_aug": lambda **t: self.q_head(self.features(random_affine(x, gen, **t)))}
         return out
 
     def phase_parameters(self, phase):

@@ -60,6 +60,9 @@ DEFAULTS: dict[str, Any] = {
         "real_balance": 0.0,  # weight of ln k - H(mean Q(c|x_real)) (categorical codes)
         "real_confidence": 0.0,  # weight of mean H(Q(c|x_real)) (categorical codes)
         "real_invariance": 0.0,  # weight of KL(Q(c|x) || Q(c|T(x))), T a small affine map
+        "fake_invariance": 0.0,  # weight of categorical codes' L_I with Q reading T(G(z, c))
+        # T's ranges: rotation (degrees), scale (1 +- scale), shear (slant), shift (pixels)
+        "invariance_affine": {"degrees": 15.0, "scale": 0.1, "shear": 0.15, "translate_px": 2.0},
     },
     "log": {
         "every": 50,
@@ -258,6 +261,14 @@ def validate(config: dict) -> None:
         ("info.real_balance", config["info"]["real_balance"] >= 0, "0 (off) or more"),
         ("info.real_confidence", config["info"]["real_confidence"] >= 0, "0 (off) or more"),
         ("info.real_invariance", config["info"]["real_invariance"] >= 0, "0 (off) or more"),
+        ("info.fake_invariance", config["info"]["fake_invariance"] >= 0, "0 (off) or more"),
+        ("info.invariance_affine.degrees", 0 <= config["info"]["invariance_affine"]["degrees"] <= 180,
+         "between 0 and 180"),
+        ("info.invariance_affine.scale", 0 <= config["info"]["invariance_affine"]["scale"] < 1,
+         "at least 0 and below 1"),
+        ("info.invariance_affine.shear", config["info"]["invariance_affine"]["shear"] >= 0, "0 or more"),
+        ("info.invariance_affine.translate_px", config["info"]["invariance_affine"]["translate_px"] >= 0,
+         "0 or more (pixels)"),
     ]
     for key, ok, want in checks:
         if not ok:

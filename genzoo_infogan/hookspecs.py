@@ -96,7 +96,8 @@ def loss_terms(phase, model, outputs, config, step):
     reach any family: a family that puts ``outputs["info"] = {"q": Q parameters, "c": code
     values}`` gets the mutual-information term from the built-in ``infocodes`` plugin; one that
     also puts ``outputs["info_real"] = {"q": Q parameters on real images}`` (or a callable that
-    returns them), and ``"q_aug"``: Q on a randomly transformed copy of that batch, gets the
-    recipe's real-data terms for categorical codes (``[info] real_balance``, ``real_confidence``,
-    ``real_invariance``).
+    returns them), and ``"q_aug"``: Q on a randomly transformed copy of that batch (or a callable
+    that takes :func:`~genzoo_infogan.images.random_affine`'s ranges as keyword arguments and
+    returns it), gets the recipe's real-data terms for categorical codes (``[info] real_balance``,
+    ``real_confidence``, ``real_invariance``, ``invariance_affine``).
     """

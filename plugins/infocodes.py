@@ -27,7 +27,16 @@ code, logged as ``inv_real/<code>``, where T is a random small affine transforma
 batch that the family supplies as ``outputs["info_real"]["q_aug"]`` (IMSAT's self-augmented
 training): the categorical code must not change when the image is rotated, scaled or sheared a
 little, which is what keeps it from splitting a digit by slant or width (the continuous codes'
-job).
+job). ``q_aug`` may be a callable; it is then called with the recipe's ``[info.invariance_affine]``
+ranges (``degrees``, ``scale``, ``shear``, ``translate_px``) as keyword arguments, the ones
+:func:`genzoo_infogan.images.random_affine` takes.
+
+``fake_invariance`` (off by default) does the same for generated images: it adds each categorical
+code's L_I once more, weighted by ``fake_invariance``, with Q reading a randomly transformed copy of
+G's images (``outputs["info"]["q_aug"]``, the same ranges), logged as ``L_I_aug/<code>``. By the
+data processing inequality this is still a lower bound on I(c; G(z, c)). Q can then not read the
+category from slant or width, so G cannot carry it there either: in the G phase it pushes G to put
+the categorical code in what survives the transformation, the digit's shape.
 """
 
 from __future__ import annotations
@@ -63,6 +72,18 @@ def loss_terms(phase, model, outputs, config, step):
         scale = float(cfg.get("phase_scale", {}).get(phase, 1.0))
         if scale != 0.0:
             terms["info"] = scale * loss
+        fake_inv = float(cfg.get("fake_invariance", 0.0))
+        if fake_inv > 0 and "q_aug" in info:
+            q_aug = info["q_aug"]
+            if callable(q_aug):
+                q_aug = q_aug(**cfg.get("invariance_affine", {}))
+            cat = {n: (w if codes[n].discrete else 0.0) for n, w in weights.items()}
+            loss_aug, li_aug = info_loss(codes, q_aug, info["c"], cat)
+            for name, value in li_aug.items():
+                if codes[name].discrete:
+                    metrics[f"L_I_aug/{name}"] = value.detach()
+            if scale != 0.0 and any(cat.values()):
+                terms["info_aug"] = fake_inv * scale * loss_aug
     real = outputs.get("info_real")
     balance, confidence = float(cfg.get("real_balance", 0.0)), float(cfg.get("real_confidence", 0.0))
     invariance = float(cfg.get("real_invariance", 0.0))
@@ -76,7 +97,9 @@ def loss_terms(phase, model, outputs, config, step):
             metrics[f"H_real/{name}"] = cond.detach()
             parts.append(balance * gap + confidence * cond)
         if invariance > 0 and "q_aug" in real:
-            q_aug = real["q_aug"]() if callable(real["q_aug"]) else real["q_aug"]
+            q_aug = real["q_aug"]
+            if callable(q_aug):
+                q_aug = q_aug(**cfg.get("invariance_affine", {}))
             for name, kl in invariance_terms(codes, q, q_aug).items():
                 metrics[f"inv_real/{name}"] = kl.detach()
                 parts.append(invariance * kl)

@@ -199,16 +199,19 @@ class InfoGAN(GenerativeModel):
                 losses["r1"] = 0.5 * self.r1 * r1_penalty(real_logits, real_in)
             metrics = {"d_real": torch.sigmoid(real_logits.detach().float()).mean(),
                        "d_fake": torch.sigmoid(fake_logits.detach().float()).mean()}
-            out = {"losses": losses, "info": {"q": self.q_head(f_fake), "c": c}, "metrics": metrics}
+            out = {"losses": losses, "metrics": metrics,
+                   "info": {"q": self.q_head(f_fake), "c": c,  # q_aug: Q on T(fake), if a hook asks
+                            "q_aug": lambda **t: self.q_head(self.trunk(random_affine(fake, gen, **t)))}}
             # Q on the real batch, evaluated only if a loss hook asks (it would move Q's BN statistics)
             out["info_real"] = {"q": lambda: self.q_head(f_real),
-                                "q_aug": lambda: self.q_head(self.trunk(random_affine(x, gen)))}
+                                "q_aug": lambda **t: self.q_head(self.trunk(random_affine(x, gen, **t)))}
             return out
         if phase == "g":
             fake = self.generate(noise, c)
             f = self.trunk(self._d_input(fake, gen))
-            return {"losses": {"g": gan_g_loss(self.d_head(f))}, "info": {"q": self.q_head(f), "c": c},
-                    "metrics": {}}
+            return {"losses": {"g": gan_g_loss(self.d_head(f))}, "metrics": {},
+                    "info": {"q": self.q_head(f), "c": c,
+                             "q_aug": lambda **t: self.q_head(self.trunk(random_affine(fake, gen, **t)))}}
         raise KeyError(phase)
 
 

@@ -141,7 +141,7 @@ class VAE(GenerativeModel):
             code_input, kl_c = self._relaxed_codes(q_real, gen)
             losses["kl_codes"] = self.gamma * kl_c
             out["info_real"] = {"q": q_real,
-                                "q_aug": lambda: self.q_head(self.encoder(random_affine(x, gen)))}
+                                "q_aug": lambda **t: self.q_head(self.encoder(random_affine(x, gen, **t)))}
         logits = self.decode_logits(z, code_input).float()
         losses["recon"] = F.binary_cross_entropy_with_logits(logits, x.float(), reduction="sum") / n
         kl_z = gaussian_kl(mu, logvar)
@@ -151,7 +151,8 @@ class VAE(GenerativeModel):
             zp = self.sample_noise(n, gen)
             cp = self.sample_codes(n, gen)
             xp = torch.sigmoid(self.decode_logits(zp, self.codes.to_input(cp)))
-            out["info"] = {"q": self.q_head(self.encoder(xp)), "c": cp}
+            out["info"] = {"q": self.q_head(self.encoder(xp)), "c": cp,
+                           "q_aug": lambda **t: self.q_head(self.encoder(random_affine(xp, gen, **t)))}
         out["losses"] = losses
         return out
 

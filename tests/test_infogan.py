@@ -141,6 +141,41 @@ def test_real_invariance_term(host):
     assert m.trunk[0].weight.grad.abs().sum() > 0 and m.generator[0].weight.grad is None
 
 
+def test_real_invariance_uses_the_recipes_ranges(host):
+    m = InfoGANFamily.build({}, CodeSet.parse("cat:10"), (1, 28, 28)).eval()  # BN in eval: Q(x) is per image
+    with torch.no_grad():
+        m.q_head.net[-1].weight.mul_(100.0)  # a confident Q, so that its posterior can move
+    x = blob_images(16).images
+
+    def kl(**ranges):
+        out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+        host.loss_terms("d", m, out, {"info": {"real_invariance": 1.0, "invariance_affine": ranges}})
+        return float(out["metrics"]["inv_real/c1"])
+
+    assert kl(degrees=0, scale=0, shear=0, translate_px=0) == pytest.approx(0.0, abs=1e-6)  # T = identity
+    assert kl(degrees=40, scale=0.2, shear=0.5, translate_px=3) > 0.01
+
+
+def test_fake_invariance_term(host):
+    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform"), (1, 28, 28))
+    x = blob_images(16).images
+    identity = {"degrees": 0, "scale": 0, "shear": 0, "translate_px": 0}
+    cfg = {"info": {"lambda_cat": 2.0, "fake_invariance": 0.5, "invariance_affine": identity}}
+    for phase in ("d", "g"):
+        out = m.phase_outputs(phase, x, torch.Generator().manual_seed(0))
+        terms = host.loss_terms(phase, m, out, cfg)
+        li, li_aug = float(out["metrics"]["L_I/c1"]), float(out["metrics"]["L_I_aug/c1"])
+        assert li_aug == pytest.approx(li, abs=1e-5)  # T = identity: Q reads the same images
+        assert "L_I_aug/c2" not in out["metrics"]  # continuous codes are not asked to survive T
+        assert float(terms["info_aug"].detach()) == pytest.approx(-0.5 * 2.0 * li, abs=1e-5)
+    terms["info_aug"].backward()  # the G phase: G is asked to keep c1 readable after T
+    assert m.generator[0].weight.grad.abs().sum() > 0
+    # off by default: Q never reads a transformed copy
+    out = m.phase_outputs("g", x, torch.Generator().manual_seed(0))
+    out["info"]["q_aug"] = lambda **t: pytest.fail("q_aug evaluated with fake_invariance off")
+    assert "info_aug" not in host.loss_terms("g", m, out, {"info": {}})
+
+
 def test_continuous_codes_schedule(host):
     from genzoo_infogan.plugins.infocodes import continuous_scale
 
