@@ -54,6 +54,12 @@ def continuous_scale(step: int, start: int, ramp: int) -> float:
     return min(1.0, (step - start + 1) / ramp)
 
 
+def transformed(q_aug, cfg: dict):
+    """Q's parameters on a transformed batch: ``q_aug`` itself, or a callable's result, called with
+    the recipe's ``[info.invariance_affine]`` ranges."""
+    return q_aug(**cfg.get("invariance_affine", {})) if callable(q_aug) else q_aug
+
+
 @hookimpl
 def loss_terms(phase, model, outputs, config, step):
     cfg = config.get("info", {})
@@ -74,9 +80,7 @@ def loss_terms(phase, model, outputs, config, step):
             terms["info"] = scale * loss
         fake_inv = float(cfg.get("fake_invariance", 0.0))
         if fake_inv > 0 and "q_aug" in info:
-            q_aug = info["q_aug"]
-            if callable(q_aug):
-                q_aug = q_aug(**cfg.get("invariance_affine", {}))
+            q_aug = transformed(info["q_aug"], cfg)
             cat = {n: (w if codes[n].discrete else 0.0) for n, w in weights.items()}
             loss_aug, li_aug = info_loss(codes, q_aug, info["c"], cat)
             for name, value in li_aug.items():
@@ -97,9 +101,7 @@ def loss_terms(phase, model, outputs, config, step):
             metrics[f"H_real/{name}"] = cond.detach()
             parts.append(balance * gap + confidence * cond)
         if invariance > 0 and "q_aug" in real:
-            q_aug = real["q_aug"]
-            if callable(q_aug):
-                q_aug = q_aug(**cfg.get("invariance_affine", {}))
+            q_aug = transformed(real["q_aug"], cfg)
             for name, kl in invariance_terms(codes, q, q_aug).items():
                 metrics[f"inv_real/{name}"] = kl.detach()
                 parts.append(invariance * kl)
