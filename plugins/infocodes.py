@@ -79,15 +79,14 @@ def loss_terms(phase, model, outputs, config, step):
         if scale != 0.0:
             terms["info"] = scale * loss
         fake_inv = float(cfg.get("fake_invariance", 0.0))
-        if fake_inv > 0 and "q_aug" in info:
-            q_aug = transformed(info["q_aug"], cfg)
-            cat = {n: (w if codes[n].discrete else 0.0) for n, w in weights.items()}
-            loss_aug, li_aug = info_loss(codes, q_aug, info["c"], cat)
+        cat = {n: (w if codes[n].discrete else 0.0) for n, w in weights.items()}
+        # Q on T(G(z, c)) costs a pass through D's trunk: only where the term counts
+        if fake_inv > 0 and scale != 0.0 and any(cat.values()) and "q_aug" in info:
+            loss_aug, li_aug = info_loss(codes, transformed(info["q_aug"], cfg), info["c"], cat)
             for name, value in li_aug.items():
                 if codes[name].discrete:
                     metrics[f"L_I_aug/{name}"] = value.detach()
-            if scale != 0.0 and any(cat.values()):
-                terms["info_aug"] = fake_inv * scale * loss_aug
+            terms["info_aug"] = fake_inv * scale * loss_aug
     real = outputs.get("info_real")
     balance, confidence = float(cfg.get("real_balance", 0.0)), float(cfg.get("real_confidence", 0.0))
     invariance = float(cfg.get("real_invariance", 0.0))
