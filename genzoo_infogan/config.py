@@ -61,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
         "real_confidence": 0.0,  # weight of mean H(Q(c|x_real)) (categorical codes)
         "real_invariance": 0.0,  # weight of KL(Q(c|x) || Q(c|T(x))), T a small affine map
         "fake_invariance": 0.0,  # weight of categorical codes' L_I with Q reading T(G(z, c))
+        "contrastive": 0.0,   # weight of InfoGAN-CR's contrastive regulariser (needs a family net for it)
+        "contrastive_start": 0,  # steps before the contrastive term starts
         # T's ranges: rotation (degrees), scale (1 +- scale), shear (slant), shift (pixels)
         "invariance_affine": {"degrees": 15.0, "scale": 0.1, "shear": 0.15, "translate_px": 2.0},
     },

@@ -99,5 +99,8 @@ def loss_terms(phase, model, outputs, config, step):
     returns them), and ``"q_aug"``: Q on a randomly transformed copy of that batch (or a callable
     that takes :func:`~genzoo_infogan.images.random_affine`'s ranges as keyword arguments and
     returns it), gets the recipe's real-data terms for categorical codes (``[info] real_balance``,
-    ``real_confidence``, ``real_invariance``, ``invariance_affine``).
+    ``real_confidence``, ``real_invariance``, ``invariance_affine``). One that puts
+    ``outputs["contrastive"] = (logits, k)`` (or a callable that returns them) gets InfoGAN-CR's
+    contrastive term: ``[info] contrastive`` times the cross-entropy of ``logits`` against ``k``,
+    the index of the code a pair of generated images shares.
     """

@@ -37,11 +37,22 @@ G's images (``outputs["info"]["q_aug"]``, the same ranges), logged as ``L_I_aug/
 data processing inequality this is still a lower bound on I(c; G(z, c)). Q can then not read the
 category from slant or width, so G cannot carry it there either: in the G phase it pushes G to put
 the categorical code in what survives the transformation, the digit's shape.
+
+``contrastive`` (off by default) is InfoGAN-CR's contrastive regulariser (Lin et al. 2020): a
+family that puts ``outputs["contrastive"] = (logits, k)`` (or a callable that returns them) gets
+``contrastive * cross_entropy(logits, k)``, from step ``contrastive_start`` on, logged as
+``cr_acc``. In InfoGAN (``[model] cr_net = true``) ``k`` is the index of the one code that a pair of
+generated images shares, and ``logits`` are a second network's guess of it from the pair; the
+network learns the guess in the D phase and G, in the G phase, learns to make the shared code easy
+to tell: each code must change the image in its own way, which is what disentangles the codes.
 """
 
 from __future__ import annotations
 
+import torch.nn.functional as F
+
 from genzoo_infogan import hookimpl
+from genzoo_infogan.errors import UserError
 from genzoo_infogan.losses import code_weights, info_loss, invariance_terms, real_code_terms
 
 
@@ -87,6 +98,18 @@ def loss_terms(phase, model, outputs, config, step):
                 if codes[name].discrete:
                     metrics[f"L_I_aug/{name}"] = value.detach()
             terms["info_aug"] = fake_inv * scale * loss_aug
+    cr_weight = float(cfg.get("contrastive", 0.0))
+    if cr_weight > 0 and step >= int(cfg.get("contrastive_start", 0)):
+        cr = outputs.get("contrastive")
+        if cr is None:
+            raise UserError(f"[info] contrastive = {cr_weight} needs a model with a contrastive-regulariser "
+                            f"network, and family {model.family!r} as configured has none (InfoGAN: set "
+                            "[model] cr_net = true)")
+        logits, k = cr() if callable(cr) else cr
+        ce = F.cross_entropy(logits.float(), k)
+        metrics = outputs.setdefault("metrics", {})
+        metrics["cr_acc"] = (logits.detach().argmax(1) == k).float().mean()
+        terms["contrastive"] = cr_weight * ce
     real = outputs.get("info_real")
     balance, confidence = float(cfg.get("real_balance", 0.0)), float(cfg.get("real_confidence", 0.0))
     invariance = float(cfg.get("real_invariance", 0.0))

@@ -20,6 +20,18 @@ Small-data options (the 5,000-digit offline MNIST sample overfits D quickly): ``
 "translate"`` shifts real and fake images by up to ``translate_px`` pixels before D, the same
 differentiable way for both (DiffAugment, Zhao et al. 2020); ``d_spectral_norm``; ``r1`` (the R1
 gradient penalty weight on real images); ``instance_noise`` (std of Gaussian noise on D's inputs).
+
+``d_batch_norm = false`` / ``q_batch_norm = false`` drop batch norm from D's trunk and the Q head
+(InfoGAN-CR's "modified InfoGAN", Lin et al. 2020). With batch norm, D sees real and generated
+batches separately in training, while Q's running statistics in eval mode mix the two: Q then reads
+real images (the disentanglement metrics, ``genzoo eval``) through statistics it never trained on.
+
+``cr_net = true`` adds InfoGAN-CR's contrastive regulariser network: D's trunk architecture on two
+generated images stacked along channels, then a linear layer with one logit per code. Each pair
+shares one code ``k`` (drawn uniformly) and draws everything else independently; the network
+guesses ``k``. Its cross-entropy enters through the ``infocodes`` hook (``[info] contrastive``,
+``contrastive_start``): in the D phase it trains the network on detached pairs (half a batch of
+pairs, so one batch of images), in the G phase it trains G to make the shared code easy to tell.
 """
 
 from __future__ import annotations
@@ -66,9 +78,14 @@ class Reshape(nn.Module):
         return x.view(x.shape[0], *self.shape)
 
 
-def build_nets(net: str, image_shape, in_dim: int, sn: bool) -> tuple[nn.Module, nn.Module, int]:
-    """(generator, D trunk, trunk feature width)."""
+def _bn(kind, width: int, on: bool) -> nn.Module:
+    return kind(width) if on else nn.Identity()
+
+
+def build_nets(net: str, image_shape, in_dim: int, sn: bool, d_bn: bool = True) -> tuple[nn.Module, nn.Module, int]:
+    """(generator, D trunk, trunk feature width). ``d_bn=False`` drops batch norm from D's trunk."""
     c, h, _ = image_shape
+    bn1, bn2 = nn.BatchNorm1d, nn.BatchNorm2d
     if net == "mnist":
         if h != 28:
             raise ValueError(f"net 'mnist' needs 28x28 images, got {h}x{h}")
@@ -79,8 +96,8 @@ def build_nets(net: str, image_shape, in_dim: int, sn: bool) -> tuple[nn.Module,
             nn.ConvTranspose2d(64, c, 4, 2, 1), nn.Sigmoid())
         d = nn.Sequential(
             _sn(nn.Conv2d(c, 64, 4, 2, 1), sn), nn.LeakyReLU(LRELU, True),
-            _sn(nn.Conv2d(64, 128, 4, 2, 1), sn), nn.BatchNorm2d(128), nn.LeakyReLU(LRELU, True), nn.Flatten(),
-            _sn(nn.Linear(128 * 7 * 7, 1024), sn), nn.BatchNorm1d(1024), nn.LeakyReLU(LRELU, True))
+            _sn(nn.Conv2d(64, 128, 4, 2, 1), sn), _bn(bn2, 128, d_bn), nn.LeakyReLU(LRELU, True), nn.Flatten(),
+            _sn(nn.Linear(128 * 7 * 7, 1024), sn), _bn(bn1, 1024, d_bn), nn.LeakyReLU(LRELU, True))
         return g, d, 1024
     if net == "color32":
         if h != 32:
@@ -93,8 +110,8 @@ def build_nets(net: str, image_shape, in_dim: int, sn: bool) -> tuple[nn.Module,
             nn.ConvTranspose2d(64, c, 4, 2, 1), nn.Sigmoid())
         d = nn.Sequential(
             _sn(nn.Conv2d(c, 64, 4, 2, 1), sn), nn.LeakyReLU(LRELU, True),
-            _sn(nn.Conv2d(64, 128, 4, 2, 1), sn), nn.BatchNorm2d(128), nn.LeakyReLU(LRELU, True),
-            _sn(nn.Conv2d(128, 256, 4, 2, 1), sn), nn.BatchNorm2d(256), nn.LeakyReLU(LRELU, True), nn.Flatten())
+            _sn(nn.Conv2d(64, 128, 4, 2, 1), sn), _bn(bn2, 128, d_bn), nn.LeakyReLU(LRELU, True),
+            _sn(nn.Conv2d(128, 256, 4, 2, 1), sn), _bn(bn2, 256, d_bn), nn.LeakyReLU(LRELU, True), nn.Flatten())
         return g, d, 256 * 4 * 4
     if net == "conv64":
         if h % 16:
@@ -109,10 +126,10 @@ def build_nets(net: str, image_shape, in_dim: int, sn: bool) -> tuple[nn.Module,
             nn.ConvTranspose2d(32, c, 4, 2, 1), nn.Sigmoid())
         d = nn.Sequential(
             _sn(nn.Conv2d(c, 32, 4, 2, 1), sn), nn.LeakyReLU(LRELU, True),
-            _sn(nn.Conv2d(32, 32, 4, 2, 1), sn), nn.BatchNorm2d(32), nn.LeakyReLU(LRELU, True),
-            _sn(nn.Conv2d(32, 64, 4, 2, 1), sn), nn.BatchNorm2d(64), nn.LeakyReLU(LRELU, True),
-            _sn(nn.Conv2d(64, 64, 4, 2, 1), sn), nn.BatchNorm2d(64), nn.LeakyReLU(LRELU, True), nn.Flatten(),
-            _sn(nn.Linear(64 * s * s, 128), sn), nn.BatchNorm1d(128), nn.LeakyReLU(LRELU, True))
+            _sn(nn.Conv2d(32, 32, 4, 2, 1), sn), _bn(bn2, 32, d_bn), nn.LeakyReLU(LRELU, True),
+            _sn(nn.Conv2d(32, 64, 4, 2, 1), sn), _bn(bn2, 64, d_bn), nn.LeakyReLU(LRELU, True),
+            _sn(nn.Conv2d(64, 64, 4, 2, 1), sn), _bn(bn2, 64, d_bn), nn.LeakyReLU(LRELU, True), nn.Flatten(),
+            _sn(nn.Linear(64 * s * s, 128), sn), _bn(bn1, 128, d_bn), nn.LeakyReLU(LRELU, True))
         return g, d, 128
     raise ValueError(f"unknown net {net!r}: use auto, mnist, color32 or conv64")
 
@@ -141,9 +158,11 @@ class InfoGAN(GenerativeModel):
             raise ValueError("InfoGAN needs at least one code (a plain GAN: set [info] phase_scale.g = 0)")
         self.net = pick_net(arch.get("net", "auto"), self.image_shape)
         self.generator, self.trunk, feat = build_nets(self.net, self.image_shape, self.noise_dim + codes.input_dim,
-                                                      bool(arch.get("d_spectral_norm", False)))
+                                                      bool(arch.get("d_spectral_norm", False)),
+                                                      bool(arch.get("d_batch_norm", True)))
         self.d_head = _sn(nn.Linear(feat, 1), bool(arch.get("d_spectral_norm", False)))
-        self.q_head = QHead(feat, codes, hidden=int(arch.get("q_hidden", 128)))
+        self.q_head = QHead(feat, codes, hidden=int(arch.get("q_hidden", 128)),
+                            batch_norm=bool(arch.get("q_batch_norm", True)))
         self.augment = str(arch.get("augment", "none"))
         if self.augment not in ("none", "translate"):
             raise ValueError(f"augment must be 'none' or 'translate', got {self.augment!r}")
@@ -153,6 +172,14 @@ class InfoGAN(GenerativeModel):
         self.noise_std = float(arch.get("noise_std", 1.0))
         if not self.noise_std > 0:
             raise ValueError(f"noise_std must be > 0, got {self.noise_std}")
+        self.cr_net = None
+        if bool(arch.get("cr_net", False)):
+            if len(codes) < 2:
+                raise ValueError("cr_net (the contrastive regulariser) needs at least two codes")
+            c, h, w = self.image_shape
+            _, trunk, feat = build_nets(self.net, (2 * c, h, w), 1, False, True)
+            self.cr_net = nn.Sequential(trunk, nn.Linear(feat, len(codes)))
+            self.full_modules = (*type(self).full_modules, "cr_net")
 
     # -- pieces -------------------------------------------------------------------------------------
     def sample_noise(self, n, generator=None):
@@ -174,9 +201,31 @@ class InfoGAN(GenerativeModel):
     def encode(self, x):
         return self.q_head(self.trunk(x))
 
+    def contrastive_pairs(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """InfoGAN-CR's pairs: ``(images (n, 2C, H, W), k (n,))``. For pair j a code index
+        ``k_j`` is drawn uniformly; both images get independent noise and codes except code
+        ``k_j``, which they share. The two images are stacked along channels."""
+        names = self.codes.names
+        k = torch.randint(0, len(names), (n,), generator=gen)
+        a, b = self.sample_codes(n, gen), self.sample_codes(n, gen)
+        for i, name in enumerate(names):
+            same = (k == i).to(a[name].device)
+            b[name] = torch.where(same.view(-1, *([1] * (b[name].dim() - 1))), a[name], b[name])
+        noise = self.sample_noise(2 * n, gen)
+        both = self.generate(noise, {name: torch.cat([a[name], b[name]]) for name in names})
+        return torch.cat([both[:n], both[n:]], dim=1), k.to(both.device)
+
+    def _contrastive(self, gen: torch.Generator, n: int, grad: bool):
+        """The contrastive regulariser's ``(logits, k)`` on ``n`` fresh pairs; G gets gradients
+        only if ``grad`` (the G phase)."""
+        with torch.set_grad_enabled(grad):
+            pairs, k = self.contrastive_pairs(n, gen)
+        return self.cr_net(pairs), k
+
     def phase_parameters(self, phase):
         if phase == "d":
-            return [*self.trunk.parameters(), *self.d_head.parameters(), *self.q_head.parameters()]
+            cr = [] if self.cr_net is None else list(self.cr_net.parameters())
+            return [*self.trunk.parameters(), *self.d_head.parameters(), *self.q_head.parameters(), *cr]
         if phase == "g":
             return list(self.generator.parameters())
         raise KeyError(phase)
@@ -205,13 +254,18 @@ class InfoGAN(GenerativeModel):
             # Q on the real batch, evaluated only if a loss hook asks (it would move Q's BN statistics)
             out["info_real"] = {"q": lambda: self.q_head(f_real),
                                 "q_aug": lambda **t: self.q_head(self.trunk(random_affine(x, gen, **t)))}
+            if self.cr_net is not None:  # evaluated only if the contrastive weight is on
+                out["contrastive"] = lambda: self._contrastive(gen, max(1, n // 2), grad=False)
             return out
         if phase == "g":
             fake = self.generate(noise, c)
             f = self.trunk(self._d_input(fake, gen))
-            return {"losses": {"g": gan_g_loss(self.d_head(f))}, "metrics": {},
-                    "info": {"q": self.q_head(f), "c": c,
-                             "q_aug": lambda **t: self.q_head(self.trunk(random_affine(fake, gen, **t)))}}
+            out = {"losses": {"g": gan_g_loss(self.d_head(f))}, "metrics": {},
+                   "info": {"q": self.q_head(f), "c": c,
+                            "q_aug": lambda **t: self.q_head(self.trunk(random_affine(fake, gen, **t)))}}
+            if self.cr_net is not None:
+                out["contrastive"] = lambda: self._contrastive(gen, max(1, n // 2), grad=True)
+            return out
         raise KeyError(phase)
 
 
@@ -222,6 +276,7 @@ class InfoGANFamily:
     @staticmethod
     def default_arch() -> dict:
         return {"noise_dim": 62, "net": "auto", "q_hidden": 128, "d_spectral_norm": False,
+                "d_batch_norm": True, "q_batch_norm": True, "cr_net": False,
                 "augment": "none", "translate_px": 2, "r1": 0.0, "instance_noise": 0.0,
                 "noise_std": 1.0}
 

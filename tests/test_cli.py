@@ -45,3 +45,14 @@ def test_bad_input_is_one_message_and_exit_2(args, message):
     assert res.exit_code == 2, res.output
     assert message in " ".join(res.output.split())
     assert "Traceback" not in res.output
+
+
+def test_messages_with_brackets_print_as_written(tmp_path):
+    # a contrastive weight on a model without the pair network; the message names TOML tables
+    res = run("run", "infogan-sprites32", "--out", str(tmp_path / "run"), "--steps", "1",
+              "--set", "info.contrastive=1", "--set", "data.limit=64", "--set", "train.batch_size=16")
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert "[info] contrastive = 1.0 needs" in text and "set [model] cr_net = true" in text
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "run" / "model.safetensors").exists()

@@ -193,6 +193,66 @@ def test_continuous_codes_schedule(host):
     assert float(full) == pytest.approx(-li["c1"] - 0.1 * (li["c2"] + li["c3"]), abs=1e-5)
 
 
+def test_batch_norm_options_and_old_checkpoints():
+    codes = CodeSet.parse("uniform*3")
+    bn = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)
+    plain = InfoGANFamily.build({"d_batch_norm": False, "q_batch_norm": False}, codes, (1, 32, 32))
+    assert not any(isinstance(m, bn) for m in [*plain.trunk.modules(), *plain.q_head.modules()])
+    assert any(isinstance(m, bn) for m in plain.generator.modules())  # G keeps its batch norm
+    ref = InfoGANFamily.build({}, codes, (1, 32, 32))
+    assert any(isinstance(m, bn) for m in ref.trunk.modules()) and any(isinstance(m, bn) for m in ref.q_head.modules())
+    # dropping BN keeps every other layer at its index: the state-dict keys of the convolutions match
+    convs = {k for k in ref.trunk.state_dict() if "running" not in k and "num_batches" not in k}
+    assert {k for k in plain.trunk.state_dict()} <= convs
+
+
+def test_contrastive_pairs_share_exactly_one_code():
+    codes = CodeSet.parse("cat:4,uniform*2")
+    m = InfoGANFamily.build({"cr_net": True}, codes, (1, 32, 32))
+    seen = []
+    m.generate = lambda noise, c: (seen.append((noise, c)), torch.zeros(len(noise), 1, 32, 32))[1]
+    pairs, k = m.contrastive_pairs(400, torch.Generator().manual_seed(0))
+    assert pairs.shape == (400, 2, 32, 32) and k.shape == (400,)
+    noise, c = seen[0]
+    assert not torch.equal(noise[:400], noise[400:])  # each image has its own noise
+    for i, name in enumerate(codes.names):
+        a, b = c[name][:400], c[name][400:]
+        assert torch.equal(a[k == i], b[k == i])  # the shared code
+        differ = (a[k != i] != b[k != i]).float().mean()
+        assert differ > (0.7 if codes[name].discrete else 0.99)  # the others are drawn independently
+    assert torch.bincount(k, minlength=3).min() > 100  # k uniform over the codes
+
+
+def test_contrastive_term(host):
+    m = InfoGANFamily.build({"cr_net": True}, CodeSet.parse("uniform*3"), (1, 32, 32))
+    x = blob_images(16, size=32).images
+    cfg = {"info": {"contrastive": 2.0, "contrastive_start": 5}}
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    assert "contrastive" not in (host.loss_terms("d", m, out, cfg, step=4) or {})  # before the start
+    calls = []
+    real = out["contrastive"]
+    out["contrastive"] = lambda: calls.append(1) or real()
+    terms = host.loss_terms("d", m, out, cfg, step=5)
+    # the term is weight * cross-entropy of the pair classifier: check it on fixed logits
+    fixed = {"losses": {}, "contrastive": (torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), torch.tensor([0, 2]))}
+    ce = (-(torch.log_softmax(torch.tensor([2.0, 0, 0]), 0)[0]) + torch.log(torch.tensor(3.0))) / 2
+    assert float(host.loss_terms("d", m, fixed, cfg, step=5)["contrastive"]) == pytest.approx(2.0 * float(ce), abs=1e-6)
+    assert float(fixed["metrics"]["cr_acc"]) == 0.5 and calls == [1]
+    terms["contrastive"].backward()  # the D phase trains the pair classifier, not G
+    assert m.cr_net[1].weight.grad.abs().sum() > 0 and m.generator[0].weight.grad is None
+    assert {id(p) for p in m.cr_net.parameters()} <= {id(p) for p in m.phase_parameters("d")}
+    m.zero_grad(set_to_none=True)
+    out = m.phase_outputs("g", x, torch.Generator().manual_seed(0))
+    host.loss_terms("g", m, out, cfg, step=5)["contrastive"].backward()  # G learns to make k readable
+    assert m.generator[0].weight.grad.abs().sum() > 0
+    assert "cr_net" in m.full_modules and "cr_net" not in m.export_modules
+    off = InfoGANFamily.build({}, CodeSet.parse("uniform*3"), (1, 32, 32))
+    out = off.phase_outputs("g", x, torch.Generator().manual_seed(0))
+    with pytest.raises(UserError, match=r"\[model\] cr_net = true"):
+        host.loss_terms("g", off, out, cfg, step=5)
+    assert "contrastive" not in (host.loss_terms("g", off, out, {"info": {}}) or {})  # off by default
+
+
 def test_translate_shifts_whole_images():
     x = torch.zeros(64, 1, 8, 8)
     x[:, :, 3, 3] = 1.0
