@@ -99,12 +99,12 @@ def loss_terms(phase, model, outputs, config, step):
                     metrics[f"L_I_aug/{name}"] = value.detach()
             terms["info_aug"] = fake_inv * scale * loss_aug
     cr_weight = float(cfg.get("contrastive", 0.0))
+    cr = outputs.get("contrastive")
+    if cr_weight > 0 and cr is None:  # on the first step, not only once contrastive_start is reached
+        raise UserError(f"[info] contrastive = {cr_weight} needs a model with a contrastive-regulariser "
+                        f"network, and family {model.family!r} as configured has none (InfoGAN: set "
+                        "[model] cr_net = true)")
     if cr_weight > 0 and step >= int(cfg.get("contrastive_start", 0)):
-        cr = outputs.get("contrastive")
-        if cr is None:
-            raise UserError(f"[info] contrastive = {cr_weight} needs a model with a contrastive-regulariser "
-                            f"network, and family {model.family!r} as configured has none (InfoGAN: set "
-                            "[model] cr_net = true)")
         logits, k = cr() if callable(cr) else cr
         ce = F.cross_entropy(logits.float(), k)
         metrics = outputs.setdefault("metrics", {})

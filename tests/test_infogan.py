@@ -248,8 +248,9 @@ def test_contrastive_term(host):
     assert "cr_net" in m.full_modules and "cr_net" not in m.export_modules
     off = InfoGANFamily.build({}, CodeSet.parse("uniform*3"), (1, 32, 32))
     out = off.phase_outputs("g", x, torch.Generator().manual_seed(0))
-    with pytest.raises(UserError, match=r"\[model\] cr_net = true"):
-        host.loss_terms("g", off, out, cfg, step=5)
+    for step in (0, 5):  # from the first step, before contrastive_start too
+        with pytest.raises(UserError, match=r"\[model\] cr_net = true"):
+            host.loss_terms("g", off, out, cfg, step=step)
     assert "contrastive" not in (host.loss_terms("g", off, out, {"info": {}}) or {})  # off by default
 
 
