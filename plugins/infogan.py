@@ -172,6 +172,9 @@ class InfoGAN(GenerativeModel):
         self.noise_std = float(arch.get("noise_std", 1.0))
         if not self.noise_std > 0:
             raise ValueError(f"noise_std must be > 0, got {self.noise_std}")
+        self.noise = str(arch.get("noise", "gaussian"))
+        if self.noise not in ("gaussian", "uniform"):
+            raise ValueError(f"noise must be 'gaussian' or 'uniform', got {self.noise!r}")
         self.cr_net = None
         if bool(arch.get("cr_net", False)):
             if len(codes) < 2:
@@ -183,8 +186,12 @@ class InfoGAN(GenerativeModel):
 
     # -- pieces -------------------------------------------------------------------------------------
     def sample_noise(self, n, generator=None):
-        """z ~ N(0, noise_std^2). A small std (ClusterGAN, Mukherjee et al. 2019) leaves the codes
-        most of G's input variance."""
+        """z ~ N(0, noise_std^2), or with ``noise = "uniform"`` z ~ U(-noise_std, noise_std) (InfoGAN-CR's
+        latent on dSprites). A small std (ClusterGAN, Mukherjee et al. 2019) leaves the codes most of
+        G's input variance."""
+        if self.noise == "uniform":
+            u = torch.rand((n, self.noise_dim), generator=generator).to(self.device)
+            return self.noise_std * (2 * u - 1)
         return self.noise_std * super().sample_noise(n, generator)
 
     def generate(self, noise, codes):
@@ -278,7 +285,7 @@ class InfoGANFamily:
         return {"noise_dim": 62, "net": "auto", "q_hidden": 128, "d_spectral_norm": False,
                 "d_batch_norm": True, "q_batch_norm": True, "cr_net": False,
                 "augment": "none", "translate_px": 2, "r1": 0.0, "instance_noise": 0.0,
-                "noise_std": 1.0}
+                "noise_std": 1.0, "noise": "gaussian"}
 
     @staticmethod
     def build(arch: dict, codes: CodeSet, image_shape) -> InfoGAN:

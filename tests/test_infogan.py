@@ -279,6 +279,19 @@ def test_noise_std_scales_only_the_noise():
         InfoGANFamily.build({"noise_std": 0.0}, codes, (1, 28, 28))
 
 
+
+def test_uniform_noise_spans_plus_minus_noise_std():
+    codes = CodeSet.parse("uniform*2")
+    m = InfoGANFamily.build({"noise": "uniform", "noise_std": 0.5, "noise_dim": 5}, codes, (1, 28, 28))
+    z = m.sample_noise(20000, torch.Generator().manual_seed(0))
+    assert z.shape == (20000, 5)
+    assert float(z.min()) >= -0.5 and float(z.max()) <= 0.5
+    assert float(z.min()) < -0.49 and float(z.max()) > 0.49
+    assert abs(float(z.std()) - 1 / 12 ** 0.5) < 0.005  # U(-a, a) has std a / sqrt(3)
+    with pytest.raises(ValueError, match="noise must be 'gaussian' or 'uniform'"):
+        InfoGANFamily.build({"noise": "laplace"}, codes, (1, 28, 28))
+
+
 def _train(cfg, tmp_path, name, data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
