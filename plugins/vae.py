@@ -26,6 +26,12 @@ marginal's distance from uniform plus the mutual information I(x; c) under Q. ``
 1 rewards it, in the spirit of InfoVAE (Zhao et al. 2017), which keeps the marginal term and drops
 the one that fights information.
 
+``[model] cat_recon_grad = false`` (``infovae-mnist`` sets it; default true, the plain ELBO) stops
+``recon``'s gradient at Q's categorical logits: the decoder still reads the code sampled from
+Q(c|x), so it learns what Q's categories mean, but the categories are shaped only by ``kl_codes``,
+``info`` and the real-data terms, not bent towards whatever split of the digits helps the decoder
+most (stroke, slant). Continuous codes and the encoder trunk (through z) still learn from ``recon``.
+
 ``info`` comes from the built-in ``infocodes`` loss hook, exactly as for InfoGAN: the phase puts
 ``outputs["info"] = {"q": Q(x'), "c": c'}``. It makes the decoder keep each code recognisable in
 what it generates, and trains Q (and the shared trunk) on samples whose code is known, which is
@@ -80,6 +86,7 @@ class VAE(GenerativeModel):
         self.beta = float(arch.get("beta", 1.0))
         self.gamma = float(arch.get("gamma", 1.0))
         self.tau = float(arch.get("temperature", 0.67))
+        self.cat_recon_grad = bool(arch.get("cat_recon_grad", True))
 
     # -- pieces -------------------------------------------------------------------------------------
     def decode_logits(self, z, code_input):
@@ -113,9 +120,11 @@ class VAE(GenerativeModel):
             p = q[name]
             if spec.discrete:
                 logits = p["logits"]
+                # cat_recon_grad off: the relaxed sample the decoder reads carries no gradient to Q
+                sample_logits = logits if self.cat_recon_grad else logits.detach()
                 u = torch.rand(logits.shape, generator=gen).to(logits.device).clamp_(1e-10, 1 - 1e-7)
                 gumbel = -torch.log(-torch.log(u))
-                blocks.append(F.softmax((logits + gumbel) / self.tau, dim=1))
+                blocks.append(F.softmax((sample_logits + gumbel) / self.tau, dim=1))
                 kl = kl + categorical_kl_uniform(logits)
             else:
                 mean, std = p["mean"], p["std"]
@@ -163,7 +172,8 @@ class VAEFamily:
 
     @staticmethod
     def default_arch() -> dict:
-        return {"noise_dim": 10, "net": "auto", "q_hidden": 128, "beta": 1.0, "gamma": 1.0, "temperature": 0.67}
+        return {"noise_dim": 10, "net": "auto", "q_hidden": 128, "beta": 1.0, "gamma": 1.0, "temperature": 0.67,
+                "cat_recon_grad": True}
 
     @staticmethod
     def build(arch: dict, codes: CodeSet, image_shape) -> VAE:

@@ -132,3 +132,22 @@ def test_infovae_run_and_the_commands(tmp_path, tiny_config, blobs):
                           str(tmp_path / "t.png")]).exit_code == 0
     loaded = genzoo_infogan.load(tmp_path / "v.safetensors")
     assert torch.equal(loaded.sample(3, seed=1), genzoo_infogan.load(run / "model.safetensors").sample(3, seed=1))
+
+
+@pytest.mark.parametrize("cat_recon_grad", [True, False])
+def test_vae_cat_recon_grad_decides_whether_reconstruction_trains_q(cat_recon_grad):
+    m = VAEFamily.build({"cat_recon_grad": cat_recon_grad}, CodeSet.parse("cat:10,uniform:-1:1"), (1, 28, 28))
+    x = torch.rand(8, 1, 28, 28)
+    out = m.phase_outputs("vae", x, torch.Generator().manual_seed(0))
+    out["losses"]["recon"].backward()
+    last = m.q_head.net[-1]  # rows 0-9: c1's logits; rows 10-11: c2's mean and std
+    assert m.decoder[0].weight.grad.abs().sum() > 0  # the decoder always learns from reconstruction
+    assert last.weight.grad[10:].abs().sum() > 0  # and so do continuous codes
+    if cat_recon_grad:
+        assert last.weight.grad[:10].abs().sum() > 0
+    else:  # the decoder reads Q's sample of c1, but c1's logits learn only from the KL and info terms
+        assert float(last.weight.grad[:10].abs().sum()) == 0.0
+        m.zero_grad(set_to_none=True)
+        out = m.phase_outputs("vae", x, torch.Generator().manual_seed(0))
+        out["losses"]["kl_codes"].backward()
+        assert last.weight.grad[:10].abs().sum() > 0
