@@ -279,7 +279,6 @@ def test_noise_std_scales_only_the_noise():
         InfoGANFamily.build({"noise_std": 0.0}, codes, (1, 28, 28))
 
 
-
 def test_uniform_noise_spans_plus_minus_noise_std():
     codes = CodeSet.parse("uniform*2")
     m = InfoGANFamily.build({"noise": "uniform", "noise_std": 0.5, "noise_dim": 5}, codes, (1, 28, 28))
