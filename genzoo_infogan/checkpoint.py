@@ -118,6 +118,20 @@ def save_model_file(path: str | Path, model, full: bool = True, config: Mapping 
 
 
 # -- reading -------------------------------------------------------------------------------------
+def find_model_file(path: str | Path) -> Path:
+    """The model file for a run folder (``model.safetensors``, else ``checkpoint.safetensors``) or
+    a file path, checked to exist."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ("model.safetensors", "checkpoint.safetensors"):
+            if (p / name).is_file():
+                return p / name
+        raise UserError(f"{str(path)!r} holds no model.safetensors or checkpoint.safetensors")
+    if not p.exists():
+        raise UserError(f"{str(path)!r} does not exist")
+    return p
+
+
 def read_header(path: str | Path) -> tuple[dict, dict[str, str]]:
     """The safetensors header and its metadata, checked before anything else is read."""
     path = Path(path)

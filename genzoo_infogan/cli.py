@@ -195,15 +195,9 @@ def _print_result(config, result):
 
 # -- eval and plot ---------------------------------------------------------------------------------
 def model_path(path: str) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        for name in ("model.safetensors", "checkpoint.safetensors"):
-            if (p / name).is_file():
-                return p / name
-        raise UserError(f"{path!r} holds no model.safetensors or checkpoint.safetensors")
-    if not p.exists():
-        raise UserError(f"{path!r} does not exist")
-    return p
+    from .checkpoint import find_model_file
+
+    return find_model_file(path)
 
 
 @cli.command("eval")

@@ -13,7 +13,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -33,7 +33,8 @@ class ImageData:
     labels: torch.Tensor | None = None   # (N,) int64
     name: str = ""
     source: str = ""                     # where the images came from, for logs
-    factors: torch.Tensor | None = None  # (N, F) ground-truth factors where known
+    factors: torch.Tensor | None = None  # (N, F) ground-truth factor indices where known
+    truth: Any = None                    # the factor grid and renderer (disentangle.GroundTruth)
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4:
@@ -52,7 +53,7 @@ class ImageData:
         if not n or n >= len(self):
             return self
         return ImageData(self.images[:n], None if self.labels is None else self.labels[:n], self.name,
-                         self.source, None if self.factors is None else self.factors[:n])
+                         self.source, None if self.factors is None else self.factors[:n], self.truth)
 
 
 def data_root(cfg: dict) -> Path:
