@@ -4,27 +4,27 @@ A model can carry info codes when it declares two things:
 
 * **where its generator input goes**: the family builds its generator for an input of width
   ``noise_dim + codes.input_dim`` (``build`` receives the CodeSet), and every phase that generates
-  puts what it generated in its outputs: ``outputs["samples"] = {"x": images, "c": code values}``
-  (code values from ``model.sample_codes(n, gen)``);
+  says what it generated: ``PhaseOutput.samples = (images, code values)`` (code values from
+  ``model.sample_codes(n, rng)``);
 * **which features Q may read**: ``model.features(x) -> (n, feature_dim)`` and ``model.feature_dim``.
 
-``attach_info_codes`` then adds a :class:`~genzoo_infogan.qhead.QHead` on those features, puts
-``outputs["info"]`` in each generating phase, so the built-in ``infocodes`` plugin's loss hook adds
-``-sum_i lambda_i L_I_i`` to that phase, and trains Q with the phase's optimizer. In Q's phase it
-also offers Q on the real batch (``outputs["info_real"]``), for the recipe's real-data terms
-``[info] real_balance``, ``real_confidence`` and ``real_invariance``. Nothing in the
-host, the engine or the InfoGAN plugin changes. Given a family, it returns a family whose models
-come out with codes attached.
+``attach_info_codes`` then adds a :class:`~genzoo_infogan.qhead.QHead` on those features, turns
+each phase's samples into ``PhaseOutput.generated`` (Q's reading of them), so the built-in
+``infocodes`` plugin's loss hook adds ``-sum_i lambda_i L_I_i`` to that phase, and trains Q with
+the optimizer of ``q_phase``. In that phase it also offers Q's reading of the real batch
+(``PhaseOutput.real``), for the recipe's real-data terms. Nothing in the host, the engine or the
+InfoGAN plugin changes. Given a family, it returns a family whose models come out with codes
+attached, whose settings gain ``q_hidden``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import types
 
 from torch import nn
 
-from .images import random_affine
-from .model import GenerativeModel
+from .model import GenerativeModel, Reading
 from .qhead import QHead
 
 
@@ -33,17 +33,18 @@ class InfoCodesFamily:
 
     def __init__(self, base, hidden: int = 128, name: str | None = None, q_phase: str | None = None):
         self.base = base
-        self.hidden = hidden
         self.q_phase = q_phase
-        self.name = name or f"{base.name}"
+        self.name = name or base.name
         self.description = f"{getattr(base, 'description', base.name)} (+ info codes)"
+        self.phases = tuple(base.phases)
+        names = {f.name for f in dataclasses.fields(base.settings)}
+        self.settings = base.settings if "q_hidden" in names else dataclasses.make_dataclass(
+            f"{base.settings.__name__}WithCodes", [("q_hidden", int, dataclasses.field(default=hidden))],
+            bases=(base.settings,), frozen=base.settings.__dataclass_params__.frozen)
 
-    def default_arch(self) -> dict:
-        return {**self.base.default_arch(), "q_hidden": self.hidden}
-
-    def build(self, arch, codes, image_shape):
-        model = self.base.build(arch, codes, image_shape)
-        return attach_info_codes(model, hidden=int(arch.get("q_hidden", self.hidden)), q_phase=self.q_phase)
+    def build(self, settings, codes, image_shape):
+        model = self.base.build(settings, codes, image_shape)
+        return attach_info_codes(model, hidden=settings.q_hidden, q_phase=self.q_phase)
 
 
 def attach_info_codes(target, hidden: int = 128, q_phase: str | None = None):
@@ -54,8 +55,8 @@ def attach_info_codes(target, hidden: int = 128, q_phase: str | None = None):
     phases trains what generated the samples.
     """
     if not isinstance(target, nn.Module):
-        if not hasattr(target, "build"):
-            raise TypeError("attach_info_codes takes a GenerativeModel or a family (an object with build())")
+        if not all(hasattr(target, a) for a in ("build", "settings", "phases")):
+            raise TypeError("attach_info_codes takes a GenerativeModel or a family (build, settings, phases)")
         return InfoCodesFamily(target, hidden, q_phase=q_phase)
     model: GenerativeModel = target
     missing = [a for a in ("codes", "features", "feature_dim", "phase_outputs", "phase_parameters")
@@ -74,16 +75,17 @@ def attach_info_codes(target, hidden: int = 128, q_phase: str | None = None):
     base_outputs = model.phase_outputs
     base_params = model.phase_parameters
 
-    def phase_outputs(self, phase, x, gen):
-        out = base_outputs(phase, x, gen)
-        samples = out.get("samples")
+    def encode(self, x):
+        return self.q_head(self.features(x))
+
+    def phase_outputs(self, phase, x, rng, step=0):
+        out = base_outputs(phase, x, rng, step)
+        samples = getattr(out, "samples", None)
         if samples is not None:
-            xs = samples["x"]
-            out["info"] = {"q": self.q_head(self.features(xs)), "c": samples["c"],
-                           "q_aug": lambda **t: self.q_head(self.features(random_affine(xs, gen, **t)))}
+            images, c = samples
+            out.generated = Reading(images, self.encode, rng, c=c)
         if phase == q_phase:  # Q on the real batch, run only if an [info] real_* weight asks
-            out["info_real"] = {"q": lambda: self.q_head(self.features(x)),
-                                "q_aug": lambda **t: self.q_head(self.features(random_affine(x, gen, **t)))}
+            out.real = Reading(x, self.encode, rng)
         return out
 
     def phase_parameters(self, phase):
@@ -92,9 +94,6 @@ def attach_info_codes(target, hidden: int = 128, q_phase: str | None = None):
             return params
         seen = {id(p) for p in params}
         return params + [p for p in self.q_head.parameters() if id(p) not in seen]
-
-    def encode(self, x):
-        return self.q_head(self.features(x))
 
     model.phase_outputs = types.MethodType(phase_outputs, model)
     model.phase_parameters = types.MethodType(phase_parameters, model)

@@ -8,7 +8,7 @@ string metadata under ``genzoo.*`` keys, each a JSON value where it is not a pla
 ``genzoo.version``     the package version that wrote the file
 ``genzoo.family``      the family name, looked up in the plugin registry (never imported by path)
 ``genzoo.plugin``      the plugin that registered the family, and where it came from (for messages)
-``genzoo.arch``        the family's architecture config (JSON)
+``genzoo.model``       the family's ``[model]`` settings (JSON; files of 0.1.0 call it ``genzoo.arch``)
 ``genzoo.codes``       the CodeSet (JSON)
 ``genzoo.modules``     the submodules stored (JSON list); ``export`` leaves out D's head
 ``genzoo.recipe``      the recipe name
@@ -28,54 +28,36 @@ leaves a half-written file under the final name.
 from __future__ import annotations
 
 import json
-import os
 import struct
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
+from . import __version__
+from .codes import CodeSet
+from .config import settings_from_table, settings_table
 from .errors import UserError
+from .io import atomic_write
 
 FORMAT_VERSION = "1"
 MAX_HEADER_BYTES = 16 * 1024 * 1024   # a safetensors header beyond this is refused, unread
 MAX_METADATA_VALUE = 4 * 1024 * 1024  # bytes per metadata value
-REQUIRED = ("genzoo.format", "genzoo.family", "genzoo.arch", "genzoo.codes", "genzoo.modules",
-            "genzoo.image_shape")
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
-
-    A crash or an error midway leaves no half-written file under the final name (and no
-    temporary file behind, except after a hard kill)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+REQUIRED = ("genzoo.format", "genzoo.family", "genzoo.codes", "genzoo.modules", "genzoo.image_shape")
 
 
 def model_metadata(model, modules, config: Mapping | None = None, step: int = 0,
-                   metrics: Mapping | None = None) -> dict[str, str]:
+                   metrics: Mapping | None = None, plugin: str = "") -> dict[str, str]:
     config = dict(config or {})
+    settings = model.settings if isinstance(model.settings, Mapping) else settings_table(model.settings)
     return {
         "genzoo.format": FORMAT_VERSION,
-        "genzoo.version": _version(),
+        "genzoo.version": __version__,
         "genzoo.family": model.family,
-        "genzoo.plugin": _plugin_of(model.family),
-        "genzoo.arch": json.dumps(model.arch, sort_keys=True),
+        "genzoo.plugin": plugin,
+        "genzoo.model": json.dumps(settings, sort_keys=True),
         "genzoo.codes": model.codes.to_json(),
         "genzoo.modules": json.dumps(list(modules)),
         "genzoo.recipe": str(config.get("name", "")),
@@ -87,33 +69,18 @@ def model_metadata(model, modules, config: Mapping | None = None, step: int = 0,
     }
 
 
-def _plugin_of(family: str) -> str:
-    """'name (source)' of the plugin that registers ``family``, for 'not installed' messages."""
-    from .host import get_host, plugin_module_of
-
-    name = plugin_module_of(family)
-    if name is None:
-        return ""
-    info = get_host().info.get(name)
-    source = info.source if info else "?"
-    if source == "built-in":
-        source = "built-in, genzoo-infogan"
-    return f"{name} ({source})"
-
-
 def _unwrap(model):
     return getattr(model, "module", model)  # DistributedDataParallel
 
 
 def save_model_file(path: str | Path, model, full: bool = True, config: Mapping | None = None,
-                    step: int = 0, metrics: Mapping | None = None) -> Path:
-    """Write ``model`` (its ``full_modules`` or ``export_modules``) with metadata, atomically."""
-    from safetensors.torch import save_model
-
+                    step: int = 0, metrics: Mapping | None = None, plugin: str = "") -> Path:
+    """Write ``model`` (its ``full_modules`` or ``export_modules``) with metadata, atomically.
+    ``plugin`` names the plugin that provides the family (``registry.provider("family", name)``)."""
     model = _unwrap(model)
     modules = model.full_modules if full else model.export_modules
     view = nn.ModuleDict({m: getattr(model, m) for m in modules})
-    meta = model_metadata(model, modules, config, step, metrics)
+    meta = model_metadata(model, modules, config, step, metrics, plugin)
     return atomic_write(path, lambda tmp: save_model(view, str(tmp), metadata=meta))
 
 
@@ -206,7 +173,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         "version": meta.get("genzoo.version", ""),
         "plugin": meta.get("genzoo.plugin", ""),
         "recipe": meta.get("genzoo.recipe", ""),
-        "arch": _json_field(path, meta, "genzoo.arch"),
+        "model": _json_field(path, meta, "genzoo.model" if "genzoo.model" in meta else "genzoo.arch"),
         "codes_json": meta["genzoo.codes"],
         "modules": _json_field(path, meta, "genzoo.modules"),
         "image_shape": _json_field(path, meta, "genzoo.image_shape"),
@@ -217,8 +184,8 @@ def describe(path: str | Path) -> dict[str, Any]:
         "tensors": {k: v for k, v in header.items() if k != "__metadata__"},
     }
     _json_field(path, meta, "genzoo.codes")
-    if not isinstance(info["arch"], dict):
-        raise UserError(f"{str(path)!r}: genzoo.arch must be a JSON object")
+    if not isinstance(info["model"], dict):
+        raise UserError(f"{str(path)!r}: genzoo.model (the [model] settings) must be a JSON object")
     if (not isinstance(info["modules"], list) or not info["modules"]
             or not all(isinstance(m, str) for m in info["modules"])):
         raise UserError(f"{str(path)!r}: genzoo.modules must be a JSON list of names")
@@ -234,34 +201,34 @@ def describe(path: str | Path) -> dict[str, Any]:
     return info
 
 
-def build_from_info(info: Mapping[str, Any]):
-    from .codes import CodeSet
-    from .host import get_host
-
+def build_from_info(info: Mapping[str, Any], registry):
+    """The model a file's metadata describes, built by its family from the registry (no weights)."""
     path = info["path"]
-    families = get_host().families()
-    fam = families.get(info["family"])
+    fam = registry.families.get(info["family"])
     if fam is None:
-        from .host import _disabled
-
         provider = info.get("plugin") or ""
-        hint = (f" It is provided by plugin {provider}" if provider else
-                " The file does not say which plugin provides it")
         blocked = provider.split(" ", 1)[0] if provider else ""
-        if blocked and blocked in _disabled():
-            hint += ", which GENZOO_DISABLE_PLUGINS blocks here"
+        if blocked and blocked in registry.blocked:
+            hint = f" It is provided by plugin {provider}, which GENZOO_DISABLE_PLUGINS blocks here."
+        elif provider:
+            hint = f" It is provided by plugin {provider}: install or register that plugin."
         else:
-            hint += "; install it"
-        hint += f". Installed families: {', '.join(sorted(families)) or '(none)'}."
-        raise UserError(f"{path!r} needs model family {info['family']!r}, which is not installed.{hint}")
+            hint = " The file does not say which plugin provides it."
+        raise UserError(f"{path!r} needs model family {info['family']!r}, which is not installed.{hint} "
+                        f"Installed families: {', '.join(sorted(registry.families)) or '(none)'}. "
+                        "`genzoo inspect` shows the file's metadata without the family.")
     try:
-        codes = CodeSet.from_json(info["codes_json"])
+        codes = CodeSet.from_json(info["codes_json"], registry.code_types)
     except ValueError as e:
         raise UserError(f"{path!r}: its code set cannot be read: {e}") from None
+    table = info["model"]
+    if hasattr(fam, "upgrade_settings"):  # settings written by an older version of the family
+        table = fam.upgrade_settings(dict(table))
+    settings = settings_from_table(fam.settings, table, where=f"{path!r}: [model]")
     try:
-        model = fam.build(info["arch"], codes, tuple(info["image_shape"]))
+        model = fam.build(settings, codes, tuple(info["image_shape"]))
     except Exception as e:
-        raise UserError(f"{path!r}: family {info['family']!r} cannot build the stated architecture: "
+        raise UserError(f"{path!r}: family {info['family']!r} cannot build the stated model: "
                         f"{type(e).__name__}: {e}") from None
     unknown = [m for m in info["modules"] if not isinstance(getattr(model, m, None), nn.Module)]
     if unknown:
@@ -269,22 +236,21 @@ def build_from_info(info: Mapping[str, Any]):
     return model
 
 
-def load(path: str | Path, device: str | torch.device = "cpu"):
+def load(path: str | Path, registry, device: str | torch.device = "cpu"):
     """Rebuild a model from a checkpoint file alone: family from the registry, weights, codes.
 
     The model has ``sample(n, codes=..., seed=...)``, ``encode(x)``, ``traverse(code)``;
-    ``model.checkpoint`` holds the file's parsed metadata.
+    ``model.checkpoint`` holds the file's parsed metadata. (``genzoo_infogan.load(path)`` does the
+    same with the installed plugins' registry.)
     """
-    from safetensors.torch import load_model
-
     info = describe(path)
-    model = build_from_info(info)
+    model = build_from_info(info, registry)
     view = nn.ModuleDict({m: getattr(model, m) for m in info["modules"]})
     try:
         load_model(view, str(path), strict=True, device="cpu")
     except Exception as e:
         msg = str(e).strip().splitlines()
-        raise UserError(f"{str(path)!r}: the weights do not fit the stated architecture "
+        raise UserError(f"{str(path)!r}: the weights do not fit the stated model "
                         f"(family {info['family']!r}): {' '.join(msg)[:600]}") from None
     model.to(device).eval()
     model.checkpoint = info
@@ -296,8 +262,6 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
 def save_train_state(path: str | Path, optimizers: Mapping[str, torch.optim.Optimizer],
                      scalars: Mapping[str, Any], rng: Mapping[str, torch.Tensor]) -> Path:
     """Optimizer state, RNG states and JSON scalars, as one safetensors file (atomic)."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
     groups: dict[str, Any] = {}
@@ -316,8 +280,6 @@ def save_train_state(path: str | Path, optimizers: Mapping[str, torch.optim.Opti
 
 def load_train_state(path: str | Path, optimizers: Mapping[str, torch.optim.Optimizer]
                      ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    from safetensors.torch import load_file
-
     path = Path(path)
     _, meta = read_header(path)
     if meta.get("genzoo.train_state") != "1":

@@ -7,6 +7,7 @@ stderr, exit status 2, no traceback.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -17,7 +18,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
+from .checkpoint import build_from_info, describe, find_model_file, load, save_model_file
+from .codes import CodeSet
+from .config import DEFAULTS, apply_overrides, deep_merge, expand_extends, find_recipe, loads_toml, resolve
+from .data import load_dataset
+from . import disentangle
+from .engine import Trainer, resolve_device
 from .errors import TrainingStopped, UserError, suggest
+from .host import get_host
+from .images import line_plot, save_grid
+from .io import check_writable_file
+from .metrics import evaluate_model
 
 console = Console()
 err_console = Console(stderr=True)
@@ -26,6 +37,17 @@ err_console = Console(stderr=True)
 def _fail(message: str, code: int = 2):
     err_console.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def registry():
+    """The registry of the installed plugins, built once per command."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    if root is None:
+        return get_host().registry()
+    if root.obj is None:
+        root.obj = get_host().registry()
+    return root.obj
 
 
 class GenzooGroup(click.Group):
@@ -37,22 +59,28 @@ class GenzooGroup(click.Group):
         except UserError as e:
             _fail(str(e), e.exit_code)
         except TrainingStopped as e:
-            err_console.print(f"[bold yellow]stopped:[/] {e}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold yellow]stopped:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except OSError as e:  # a file the user named that cannot be read or written
+            where = f"{e.filename!r}: " if e.filename else ""
+            _fail(f"{where}{e.strerror or e}")
 
-    def _plugin_commands(self) -> dict[str, click.Command]:
-        # asked each time, so a plugin registered (or unregistered) at run time is seen
+    def _plugin_commands(self, ctx) -> dict[str, click.Command]:
         group = click.Group()
-        _host().add_commands(group)
+        try:
+            reg = registry()
+        except UserError as e:
+            _fail(str(e), e.exit_code)
+        reg.commands(group)
         return group.commands
 
     def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(self._plugin_commands()))
+        return sorted(set(super().list_commands(ctx)) | set(self._plugin_commands(ctx)))
 
     def get_command(self, ctx, name):
-        return super().get_command(ctx, name) or self._plugin_commands().get(name)
+        return super().get_command(ctx, name) or self._plugin_commands(ctx).get(name)
 
     def resolve_command(self, ctx, args):
         try:
@@ -68,27 +96,22 @@ class GenzooGroup(click.Group):
 def cli():
     """genzoo: generative models with latent codes you can name and turn.
 
-    Train with `genzoo run RECIPE`, look at the results with `genzoo sample` / `traverse`,
-    measure them with `genzoo eval`, share them with `genzoo export`.
+    Train with `genzoo run RECIPE`, look at the results with `genzoo sample` / `traverse` /
+    `explore`, measure them with `genzoo eval`, share them with `genzoo export`.
     """
-
-
-def _host():
-    from .host import get_host
-
-    return get_host()
 
 
 # -- plugins and recipes ---------------------------------------------------------------------------
 @cli.command("plugins")
 def plugins_cmd():
     """List plugins: where each came from and what it registered."""
+    registry()
     table = Table(title="genzoo plugins")
     table.add_column("plugin", style="bold")
     table.add_column("source")
     table.add_column("module")
     table.add_column("registered")
-    for info, things in _host().plugin_table():
+    for info, things in get_host().plugin_table():
         table.add_row(info.name, info.source, info.module, ", ".join(things) or "-")
     console.print(table)
 
@@ -96,29 +119,15 @@ def plugins_cmd():
 @cli.command("recipes")
 def recipes_cmd():
     """List recipes: name, family, dataset, description."""
-    from .config import expand_extends
-
+    reg = registry()
     table = Table(title="genzoo recipes")
     for col in ("recipe", "family", "dataset", "codes", "description"):
         table.add_column(col, style="bold" if col == "recipe" else None)
-    for name, recipe in sorted(_host().recipes().items()):
-        r = expand_extends(recipe)
+    for name, recipe in sorted(reg.recipes.items()):
+        r = expand_extends(recipe, reg)
         table.add_row(name, r.get("family", ""), r.get("data", {}).get("name", ""), r.get("codes", ""),
                       r.get("description", ""))
     console.print(table)
-
-
-def find_recipe(name_or_path: str) -> dict:
-    from .config import load_recipe_source
-
-    p = Path(name_or_path)
-    if name_or_path.endswith(".toml") or p.is_file():
-        return load_recipe_source(p)
-    recipes = _host().recipes()
-    if name_or_path not in recipes:
-        raise UserError(f"unknown recipe {name_or_path!r}.{suggest(name_or_path, recipes)} "
-                        f"Recipes: {', '.join(sorted(recipes))} (or give a .toml file)")
-    return recipes[name_or_path]
 
 
 # -- run -------------------------------------------------------------------------------------------
@@ -131,14 +140,12 @@ def find_recipe(name_or_path: str) -> dict:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), help="train.precision.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key (repeatable).")
 @click.option("--resume", "resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
-@click.option("--force", is_flag=True, help="Overwrite a non-empty --out folder.")
+@click.option("--force", is_flag=True, help="Start a non-empty --out folder afresh (its old run is removed).")
 @click.option("--on-nan", type=click.Choice(["stop", "skip"]), help="On a non-finite loss: stop (default) or skip the step.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run_cmd(recipe, out, steps, seed, device, precision, overrides, resume, force, on_nan, no_progress):
     """Train RECIPE (a recipe name or a .toml file)."""
-    from .config import loads_toml, resolve
-    from .engine import Trainer
-
+    reg = registry()
     overrides = list(overrides)
     if steps is not None:
         overrides.append(f"train.steps={steps}")
@@ -155,18 +162,21 @@ def run_cmd(recipe, out, steps, seed, device, precision, overrides, resume, forc
             raise UserError(f"cannot resume {resume!r}: no config.toml there (is it a genzoo run folder?)")
         if out and Path(out) != run_dir:
             raise UserError("--resume continues in its own folder; leave out --out")
-        base = loads_toml(cfg_path.read_text())
-        config = resolve(base, overrides)
+        try:
+            base = loads_toml(cfg_path.read_text())
+        except ValueError as e:
+            raise UserError(f"cannot resume {resume!r}: its config.toml is not valid TOML: {e}") from None
+        config = resolve(base, reg, overrides)
         out = run_dir
     else:
         if not recipe:
             raise UserError("give a recipe name or a .toml file (see `genzoo recipes`), or --resume RUN_DIR")
-        config = resolve(find_recipe(recipe), overrides)
+        config = resolve(find_recipe(recipe, reg), reg, overrides)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = _show_warning
         trainer = Trainer(config, out_dir=out, device=device, resume=bool(resume), force=force,
-                          progress=not no_progress, console=err_console)
+                          progress=not no_progress, console=err_console, registry=reg)
         result = trainer.run()
     if result.out_dir is not None:
         _print_result(config, result)
@@ -194,12 +204,6 @@ def _print_result(config, result):
 
 
 # -- eval and plot ---------------------------------------------------------------------------------
-def model_path(path: str) -> Path:
-    from .checkpoint import find_model_file
-
-    return find_model_file(path)
-
-
 @cli.command("eval")
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -213,31 +217,36 @@ def eval_cmd(path, as_json, samples, device, overrides):
     Category k is not expected to be digit k: the code is learned without labels, so each category
     is matched one-to-one to the label it fits best before accuracy is counted.
     """
-    from .checkpoint import load
-    from .config import DEFAULTS, apply_overrides, deep_merge
-    from .data import load_dataset
-    from .engine import ground_truth_metrics, resolve_device
-    from .metrics import evaluate_model
-
-    file = model_path(path)
-    model = load(file, device=resolve_device(device))
+    reg = registry()
+    file = find_model_file(path)
+    model = load(file, reg, device=resolve_device(device))
     cfg = model.checkpoint.get("config") or {}
     data_cfg = deep_merge(DEFAULTS["data"], cfg.get("data", {}))
     data_cfg = apply_overrides({"data": data_cfg}, list(overrides))["data"]
     images = labels = None
+    notes = []
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # the offline-data warning: the table says which data was used
         try:
-            data = load_dataset(data_cfg)
-        except UserError:
+            data = load_dataset(data_cfg, reg)
+        except UserError as e:
+            if any(o.strip().startswith("data.") for o in overrides):
+                raise  # the user named this data set: its failure is the answer
             data = None
+            notes.append(f"the data set could not be loaded, so only L_I is reported: {e}")
     if data is not None and tuple(data.image_shape) != tuple(model.image_shape):
         raise UserError(f"the data's images are {data.image_shape}, the model's {model.image_shape}")
     if data is not None and data.labels is not None:
         images, labels = data.images[:samples], data.labels[:samples]
     res = evaluate_model(model, images, labels, n_mi=samples)
-    res.update(ground_truth_metrics(model, data))
+    res.update(disentangle.ground_truth_metrics(model, data))
     res["path"] = str(file)
+    if data is not None:
+        res["data"] = data.source
+    if notes:
+        res["notes"] = notes
+        for note in notes:
+            err_console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if as_json:
         click.echo(json.dumps(res, indent=2, sort_keys=True))
         return
@@ -252,9 +261,17 @@ def eval_cmd(path, as_json, samples, device, overrides):
     if "code_accuracy" in res:
         console.print(f"best categorical code: {res['code_accuracy_code']} at {res['code_accuracy']:.1%} "
                       f"on {res['n_eval_images']} labelled images (categories matched to labels)")
-    for k, v in res.items():
-        if k.startswith("disentanglement"):
-            console.print(f"{k}: {json.dumps(v)}")
+    for k, v in res.get("disentanglement", {}).items():
+        if isinstance(v, (int, float)):
+            console.print(f"{k}: {v:.3f}")
+    factors = res.get("code_factors", {})
+    if factors:
+        ft = Table(title="which factor each code follows (normalised MI)")
+        for col in ("code", "factor", "NMI"):
+            ft.add_column(col)
+        for name, row in factors.items():
+            ft.add_row(name, str(row.get("factor", "")), f"{row.get('nmi', 0.0):.3f}")
+        console.print(ft)
 
 
 def read_metrics(run: str) -> list[dict]:
@@ -277,10 +294,8 @@ def read_metrics(run: str) -> list[dict]:
 @click.option("--code", default=None, help="Code to plot (default: the first code with a logged L_I).")
 def plot_cmd(runs, output, code):
     """L_I over training steps for several runs on one plot (the paper's figure 1)."""
-    from .config import loads_toml
-    from .images import line_plot
-    from .codes import CodeSet
-
+    check_writable_file(output, ".png")
+    reg = registry()
     series, hlines = {}, {}
     for run in runs:
         rows = read_metrics(run)
@@ -294,13 +309,13 @@ def plot_cmd(runs, output, code):
         label = Path(run).name
         cfg_path = Path(run) / "config.toml"
         if cfg_path.is_file():
-            cfg = loads_toml(cfg_path.read_text())
-            label = cfg.get("name") or label
             try:
-                spec = CodeSet.parse(cfg.get("codes", ""))[key[4:]]
+                cfg = loads_toml(cfg_path.read_text())
+                label = cfg.get("name") or label
+                spec = CodeSet.parse(cfg.get("codes", ""), reg.code_types)[key[4:]]
                 hlines[f"H({key[4:]}) = {spec.entropy():.2f}"] = spec.entropy()
-            except (ValueError, KeyError):
-                pass
+            except (ValueError, KeyError, TypeError, AttributeError):
+                pass  # no entropy line for a run whose config cannot be read
         while label in series:
             label += "'"
         series[label] = pts
@@ -316,21 +331,18 @@ def plot_cmd(runs, output, code):
 @click.option("--full", is_flag=True, help="Keep D's head too (default: generator, D trunk and Q head).")
 def export_cmd(run, output, full):
     """Write a shareable model file: the generator and the Q head (with the trunk it reads)."""
-    from .checkpoint import load, save_model_file
-
-    src = model_path(run)
-    out = Path(output)
+    src = find_model_file(run)
+    out = check_writable_file(output, ".safetensors")
     if out.resolve() == src.resolve():
         raise UserError(f"-o {output!r} is the file being exported; choose another name")
-    model = load(src)
+    model = load(src, registry())
     info = model.checkpoint
     missing = [m for m in (model.full_modules if full else model.export_modules) if m not in model.loaded_modules]
     if missing:
         raise UserError(f"{str(src)!r} lacks {missing}, which --full needs" if full else
                         f"{str(src)!r} lacks {missing}")
-    if not out.parent.exists():
-        raise UserError(f"folder {str(out.parent)!r} does not exist")
-    save_model_file(out, model, full=full, config=info["config"], step=info["step"], metrics=info["metrics"])
+    save_model_file(out, model, full=full, config=info["config"], step=info["step"], metrics=info["metrics"],
+                    plugin=info.get("plugin", ""))
     size = out.stat().st_size
     console.print(f"wrote {out} ({size / 1e6:.1f} MB; modules: "
                   f"{', '.join(model.full_modules if full else model.export_modules)})")
@@ -340,19 +352,30 @@ def export_cmd(run, output, full):
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True)
 def inspect_cmd(file, as_json):
-    """Show a model file's metadata, codes and parameter counts (no weights are loaded)."""
-    from .checkpoint import build_from_info, describe
-    from .codes import CodeSet
-
-    info = describe(model_path(file))
-    codes = CodeSet.from_json(info["codes_json"])
+    """Show a model file's metadata, codes and parameter counts (no weights are loaded, and the
+    family need not be installed: this is how to learn which plugin a file needs)."""
+    reg = registry()
+    info = describe(find_model_file(file))
+    try:
+        codes = CodeSet.from_json(info["codes_json"], reg.code_types)
+        code_rows = [(name, spec.kind, spec.to_token(), f"{spec.entropy():.3f}", str(spec.input_dim),
+                      str(spec.n_params)) for name, spec in codes]
+    except ValueError:  # a code type from a plugin that is not installed: show the JSON as it is
+        code_rows = [(str(d.get("name")), str(d.get("type")), json.dumps(d), "", "", "")
+                     for d in json.loads(info["codes_json"])]
     counts: dict[str, int] = {}
     for name, entry in info["tensors"].items():
-        n = 1
-        for s in entry.get("shape", []):
-            n *= int(s)
-        counts[name.split(".", 1)[0]] = counts.get(name.split(".", 1)[0], 0) + n
-    build_from_info(info)  # the family must be installed and accept the architecture
+        counts[name.split(".", 1)[0]] = counts.get(name.split(".", 1)[0], 0) + math.prod(int(s) for s in entry.get("shape", []))
+    installed = info["family"] in reg.families
+    if installed:
+        try:
+            build_from_info(info, reg)
+            status = f"installed ({reg.provider('family', info['family'])})"
+        except UserError as e:
+            status = f"installed, but it cannot build this file's model: {e}"
+    else:
+        status = "not installed" + (f": provided by plugin {info['plugin']}" if info.get("plugin") else "")
+    info["family_status"] = status
     if as_json:
         click.echo(json.dumps({k: v for k, v in info.items() if k not in ("tensors",)} |
                               {"codes": json.loads(info["codes_json"]), "parameters": counts}, indent=2, default=str))
@@ -360,17 +383,18 @@ def inspect_cmd(file, as_json):
     meta = Table(title=f"{info['path']}", show_header=False)
     meta.add_column("key", style="bold")
     meta.add_column("value")
-    for key in ("family", "recipe", "version", "step", "image_shape", "value_range", "modules"):
-        meta.add_row(key, str(info[key]))
-    meta.add_row("arch", json.dumps(info["arch"]))
+    for key in ("family", "family_status", "plugin", "recipe", "version", "step", "image_shape", "value_range",
+                "modules"):
+        meta.add_row(key.replace("_", " "), escape(str(info[key])))
+    meta.add_row("model", escape(json.dumps(info["model"])))
     if info["metrics"].get("code_accuracy") is not None:
         meta.add_row("code accuracy", f"{info['metrics']['code_accuracy']:.1%}")
     console.print(meta)
     ct = Table(title="codes")
     for col in ("name", "type", "spec", "H(c) nats", "G input", "Q params"):
         ct.add_column(col)
-    for name, spec in codes:
-        ct.add_row(name, spec.kind, spec.to_token(), f"{spec.entropy():.3f}", str(spec.input_dim), str(spec.n_params))
+    for row in code_rows:
+        ct.add_row(*(escape(c) for c in row))
     console.print(ct)
     pt = Table(title="parameters")
     pt.add_column("module")
@@ -398,12 +422,7 @@ def _code_values(model, sets: tuple[str, ...]) -> dict:
 
 
 def _check_out(output: str) -> Path:
-    out = Path(output)
-    if out.suffix.lower() != ".png":
-        raise UserError(f"-o {output!r}: pictures are written as .png")
-    if not out.parent.exists():
-        raise UserError(f"folder {str(out.parent)!r} does not exist")
-    return out
+    return check_writable_file(output, ".png")
 
 
 @cli.command("sample")
@@ -416,16 +435,10 @@ def _check_out(output: str) -> Path:
 @click.option("--device", default="cpu", show_default=True)
 def sample_cmd(file, n, sets, seed, nrow, output, device):
     """Draw N samples from a model file into a PNG grid."""
-    import math as _m
-
-    from .checkpoint import load
-    from .engine import resolve_device
-    from .images import save_grid
-
     out = _check_out(output)
-    model = load(model_path(file), device=resolve_device(device))
+    model = load(find_model_file(file), registry(), device=resolve_device(device))
     imgs = model.sample(n, codes=_code_values(model, sets), seed=seed)
-    save_grid(imgs, out, nrow=nrow or int(_m.ceil(_m.sqrt(n))))
+    save_grid(imgs, out, nrow=nrow or int(math.ceil(math.sqrt(n))))
     console.print(f"wrote {out}")
 
 
@@ -441,12 +454,8 @@ def sample_cmd(file, n, sets, seed, nrow, output, device):
 @click.option("--device", default="cpu", show_default=True)
 def traverse_cmd(file, code, span, steps, rows, sets, seed, output, device):
     """Sweep one code across its range: one row per noise draw (the paper's figure 2 layout)."""
-    from .checkpoint import load
-    from .engine import resolve_device
-    from .images import save_grid
-
     out = _check_out(output)
-    model = load(model_path(file), device=resolve_device(device))
+    model = load(find_model_file(file), registry(), device=resolve_device(device))
     if code not in model.codes:
         raise UserError(f"no code named {code!r}.{suggest(code, model.codes.names)} Codes: {', '.join(model.codes.names)}")
     spec = model.codes[code]

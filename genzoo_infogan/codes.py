@@ -5,7 +5,7 @@ A generator's input is ``z = (noise, c1, ..., cL)`` with independent codes,
 
 * ``input_dim``: its width in the generator input (one-hot for a categorical code),
 * ``n_params``: how many numbers the Q head must output for it,
-* ``sample(n, generator)``: draws from its prior,
+* ``sample(n, rng)``: draws from its prior (``rng``: a ``torch.Generator``),
 * ``entropy()``: its prior entropy H(c) in nats (for continuous codes this is the
   *differential* entropy, which can be negative and is not invariant to rescaling),
 * ``log_q(params, value)``: log Q(c|x) under the Q head's distribution,
@@ -14,8 +14,9 @@ A generator's input is ``z = (noise, c1, ..., cL)`` with independent codes,
 Values are tensors of shape ``(n,)``: ``long`` category indices for categorical codes,
 ``float`` for continuous codes.
 
-Code types are registered through the host's ``register_code_types`` hook, so a plugin can add
-its own; :meth:`CodeSet.parse` reads the spec syntax documented in the README::
+Code types beyond the built-in ones come from plugins (the ``register_code_types`` hook); the
+registry passes its table of types to :meth:`CodeSet.parse` and :meth:`CodeSet.from_json`, which
+otherwise know the built-in types only. The spec syntax, documented in the README::
 
     "cat:10,uniform*2"
     "digit=cat:10,rotation=uniform:-1:1,gaussian:0:1:learned"
@@ -76,7 +77,7 @@ class CodeSpec:
     input_dim: int
     n_params: int
 
-    def sample(self, n: int, generator: torch.Generator | None = None,
+    def sample(self, n: int, rng: torch.Generator | None = None,
                device: torch.device | str = "cpu") -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
@@ -152,8 +153,8 @@ class Categorical(CodeSpec):
     def n_params(self) -> int:  # type: ignore[override]
         return self.k
 
-    def sample(self, n, generator=None, device="cpu"):
-        return torch.randint(0, self.k, (n,), generator=generator, device=device)
+    def sample(self, n, rng=None, device="cpu"):
+        return torch.randint(0, self.k, (n,), generator=rng, device=device)
 
     def to_input(self, value):
         return F.one_hot(value.long(), self.k).float()
@@ -262,8 +263,8 @@ class Uniform(_Continuous):
     def to_token(self):
         return f"uniform:{self.low!r}:{self.high!r}{self._std_token()}"
 
-    def sample(self, n, generator=None, device="cpu"):
-        u = torch.rand((n,), generator=generator, device=device)
+    def sample(self, n, rng=None, device="cpu"):
+        u = torch.rand((n,), generator=rng, device=device)
         return self.low + (self.high - self.low) * u
 
     def entropy(self):
@@ -304,8 +305,8 @@ class Gaussian(_Continuous):
     def to_token(self):
         return f"gaussian:{self.mean!r}:{self.std!r}{self._std_token()}"
 
-    def sample(self, n, generator=None, device="cpu"):
-        return self.mean + self.std * torch.randn((n,), generator=generator, device=device)
+    def sample(self, n, rng=None, device="cpu"):
+        return self.mean + self.std * torch.randn((n,), generator=rng, device=device)
 
     def entropy(self):
         return 0.5 * math.log(2 * math.pi * math.e * self.std ** 2)
@@ -318,10 +319,9 @@ class Gaussian(_Continuous):
 BUILTIN_CODE_TYPES: tuple[type[CodeSpec], ...] = (Categorical, Uniform, Gaussian)
 
 
-def _default_types() -> dict[str, type[CodeSpec]]:
-    from .host import get_host
-
-    return get_host().code_types()
+def builtin_code_types() -> dict[str, type[CodeSpec]]:
+    """The built-in code types by kind: what :meth:`CodeSet.parse` knows without a registry."""
+    return {cls.kind: cls for cls in BUILTIN_CODE_TYPES}
 
 
 def _lookup_table(types: Mapping[str, type[CodeSpec]]) -> dict[str, type[CodeSpec]]:
@@ -333,7 +333,7 @@ def _lookup_table(types: Mapping[str, type[CodeSpec]]) -> dict[str, type[CodeSpe
 
 
 def accepted_forms(types: Mapping[str, type[CodeSpec]] | None = None) -> str:
-    types = _default_types() if types is None else types
+    types = builtin_code_types() if types is None else types
     forms = [f for cls in types.values() for f in (cls.forms or (cls.kind,))]
     return ", ".join(forms) + "; prefix NAME= to name a code, suffix *N to repeat it"
 
@@ -366,7 +366,7 @@ class CodeSet:
         """Parse a spec string such as ``"digit=cat:10,uniform*2"``; ``""`` means no codes."""
         if not isinstance(text, str):
             raise ValueError(f"a code spec must be a string, got {type(text).__name__}")
-        types = _default_types() if types is None else types
+        types = builtin_code_types() if types is None else types
         table = _lookup_table(types)
         text = text.strip()
         if text in ("", "none"):
@@ -428,7 +428,7 @@ class CodeSet:
 
     @classmethod
     def from_json(cls, text: str | list, types: Mapping[str, type[CodeSpec]] | None = None) -> "CodeSet":
-        types = _default_types() if types is None else types
+        types = builtin_code_types() if types is None else types
         table = _lookup_table(types)
         data = json.loads(text) if isinstance(text, str) else text
         if not isinstance(data, list):
@@ -478,9 +478,9 @@ class CodeSet:
         return {n: s.entropy() for n, s in self.codes}
 
     # -- tensors -----------------------------------------------------------------------------
-    def sample(self, n: int, generator: torch.Generator | None = None,
+    def sample(self, n: int, rng: torch.Generator | None = None,
                device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-        return {name: s.sample(n, generator, device) for name, s in self.codes}
+        return {name: s.sample(n, rng, device) for name, s in self.codes}
 
     def to_input(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Concatenate the codes' generator-input blocks into ``(n, input_dim)``."""

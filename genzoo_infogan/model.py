@@ -1,20 +1,79 @@
 """The interface the engine, the checkpoints and the CLI use for every family's model.
 
-A family's ``build(arch, codes, image_shape)`` returns a :class:`GenerativeModel`. The engine only
-calls :meth:`phase_parameters` and :meth:`phase_outputs`; sampling, traversals, encoding and
-export use the rest. Training logic for a family lives in ``phase_outputs``; everything it shares
-with other families (the info loss, optimizers, logging) lives in hooks and the engine.
+A family's ``build(settings, codes, image_shape)`` returns a :class:`GenerativeModel`. The engine
+calls :meth:`~GenerativeModel.phase_parameters` and :meth:`~GenerativeModel.phase_outputs` and
+nothing else; sampling, traversals, encoding and export use the rest.
+
+A phase returns a :class:`PhaseOutput`: its own losses and metrics and, where the phase involves
+codes, :class:`Reading` objects that say what Q read from which images. The ``infocodes`` plugin's
+loss hook turns ``generated`` into the info loss (and ``real`` into the optional real-data terms);
+any family that fills them gets info codes, with no other change.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Mapping
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
 
 from .codes import CodeSet
+from .images import random_affine
+
+QParams = dict[str, dict[str, torch.Tensor]]
+
+
+@dataclass
+class Reading:
+    """Q's reading of one batch of images, in one phase.
+
+    * ``images``: the batch (generated images, or the real batch);
+    * ``read``: Q on any images, with gradients (``model.encode``), for transformed copies;
+    * ``rng``: the phase's random generator, for the random transformations;
+    * ``c``: the code values the images were generated from (``None`` for real images);
+    * ``q``: Q's parameters on ``images``. Give them when the phase has them anyway (InfoGAN
+      reads generated images in every step); otherwise ``compute_q`` computes them on first use
+      only (InfoGAN's Q on the real batch reuses D's features; nothing runs unless a loss asks).
+    """
+
+    images: torch.Tensor
+    read: Callable[[torch.Tensor], QParams]
+    rng: torch.Generator
+    c: dict[str, torch.Tensor] | None = None
+    q_given: QParams | None = None
+    compute_q: Callable[[], QParams] | None = None
+
+    @property
+    def q(self) -> QParams:
+        if self.q_given is None:
+            self.q_given = self.compute_q() if self.compute_q is not None else self.read(self.images)
+        return self.q_given
+
+    def q_transformed(self, **ranges: float) -> QParams:
+        """Q on a randomly transformed copy of the images (:func:`~genzoo_infogan.images.random_affine`
+        with ``ranges``: ``degrees``, ``scale``, ``shear``, ``translate_px``)."""
+        return self.read(random_affine(self.images, self.rng, **ranges))
+
+
+@dataclass
+class PhaseOutput:
+    """What one phase of one step returns to the engine.
+
+    ``losses``: the family's own loss terms (scalar tensors, summed into the phase's loss; logged as
+    ``loss/<phase>_<name>``). ``metrics``: detached scalars to log as they are. ``generated``: Q's
+    reading of images the phase generated from known codes (the info loss). ``real``: Q's reading
+    of the real batch (the real-data terms of categorical codes). ``samples``: ``(images, code
+    values)`` a phase generated, for a family without a Q head of its own
+    (:func:`~genzoo_infogan.attach.attach_info_codes` turns them into ``generated``).
+    """
+
+    losses: dict[str, torch.Tensor]
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+    generated: Reading | None = None
+    real: Reading | None = None
+    samples: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
 
 
 @contextlib.contextmanager
@@ -36,25 +95,25 @@ class GenerativeModel(nn.Module):
     export_modules: tuple[str, ...] = ()
     full_modules: tuple[str, ...] = ()
 
-    def __init__(self, arch: Mapping, codes: CodeSet, image_shape: tuple[int, int, int]):
+    def __init__(self, settings, codes: CodeSet, image_shape: tuple[int, int, int]):
         super().__init__()
-        self.arch = dict(arch)
+        self.settings = settings  # the family's [model] settings (a dataclass, or a dict)
         self.codes = codes
         self.image_shape = tuple(int(s) for s in image_shape)
-        self.noise_dim = int(self.arch.get("noise_dim", 0))
+        noise_dim = settings.get("noise_dim", 0) if isinstance(settings, Mapping) else getattr(settings, "noise_dim", 0)
+        self.noise_dim = int(noise_dim)
 
     # -- training -----------------------------------------------------------------------------
     def phase_parameters(self, phase: str) -> list[nn.Parameter]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def phase_outputs(self, phase: str, x: torch.Tensor, gen: torch.Generator) -> dict:
-        """Run one phase on the real batch ``x``; return ``{"losses": {...}, "metrics": {...}}``
-        and, where the phase carries codes, ``"info": {"q": Q params, "c": code values}``."""
+    def phase_outputs(self, phase: str, x: torch.Tensor, rng: torch.Generator, step: int = 0) -> PhaseOutput:
+        """Run one phase on the real batch ``x`` (``step`` training steps done before this one)."""
         raise NotImplementedError  # pragma: no cover
 
-    def forward(self, phase: str, x: torch.Tensor, gen: torch.Generator) -> dict:
+    def forward(self, phase: str, x: torch.Tensor, rng: torch.Generator, step: int = 0) -> PhaseOutput:
         # forward() is phase_outputs() so that DistributedDataParallel sees every phase's pass
-        return self.phase_outputs(phase, x, gen)
+        return self.phase_outputs(phase, x, rng, step)
 
     # -- generation ---------------------------------------------------------------------------
     def generate(self, noise: torch.Tensor, codes: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -68,21 +127,21 @@ class GenerativeModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn((n, self.noise_dim), generator=generator).to(self.device)
+    def sample_noise(self, n: int, rng: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn((n, self.noise_dim), generator=rng).to(self.device)
 
-    def sample_codes(self, n: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device) for k, v in self.codes.sample(n, generator).items()}
+    def sample_codes(self, n: int, rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device) for k, v in self.codes.sample(n, rng).items()}
 
     @torch.no_grad()
     def sample(self, n: int, codes: Mapping[str, float | int | torch.Tensor] | None = None,
-               seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+               seed: int | None = None, rng: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images, codes from the prior except those fixed in ``codes`` (``{"c1": 3}``)."""
-        if generator is None:
-            generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        if rng is None:
+            rng = torch.Generator().manual_seed(0 if seed is None else int(seed))
         with eval_mode(self):
-            noise = self.sample_noise(n, generator)
-            values = self.sample_codes(n, generator)
+            noise = self.sample_noise(n, rng)
+            values = self.sample_codes(n, rng)
             for name, v in (codes or {}).items():
                 if name not in self.codes:
                     raise KeyError(f"no code named {name!r}; codes: {', '.join(self.codes.names)}")

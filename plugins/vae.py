@@ -1,7 +1,8 @@
 """A VAE family and its info-code variant (the ``vae`` family; codes make it the variant).
 
-Networks: the encoder trunk is InfoGAN's D trunk for the image size (28x28 ``mnist``, 32x32
-``color32``, ``conv64``), the decoder is InfoGAN's generator with logits out (Bernoulli pixels).
+Networks (:mod:`genzoo_infogan.nets`, the ones InfoGAN builds from): the encoder is the trunk for
+the image size (28x28 ``mnist``, 32x32 ``color32``, ``conv64``), the decoder the generator with
+logits out (Bernoulli pixels).
 The decoder takes ``(z, c)``; Q(c|x) is a head on the encoder's trunk, the same
 :class:`~genzoo_infogan.qhead.QHead` InfoGAN uses.
 
@@ -18,7 +19,7 @@ The objective, per batch of real images x (all terms in nats per image)::
     info       = -sum_i lambda_i L_I_i           on decoded *prior* samples x' = dec(z', c'),
                                                  z' ~ N(0, I), c' ~ p(c): L_I = E log Q(c'|x') + H(c')
 
-The phase also hands Q(c|x) on the real batch to the ``infocodes`` hook as ``info_real``, so the
+The phase also hands Q(c|x) on the real batch to the ``infocodes`` hook (``PhaseOutput.real``), so the
 recipe's ``[info] real_balance``, ``real_confidence`` and ``real_invariance`` apply. Per
 categorical code, the ELBO's ``E_x KL(Q(c|x) || U(k))`` equals ``(ln k - H(mean Q)) + (H(mean Q) - mean H(Q))``: the
 marginal's distance from uniform plus the mutual information I(x; c) under Q. ``gamma = 1`` with
@@ -32,8 +33,8 @@ Q(c|x), so it learns what Q's categories mean, but the categories are shaped onl
 ``info`` and the real-data terms, not bent towards whatever split of the digits helps the decoder
 most (stroke, slant). Continuous codes and the encoder trunk (through z) still learn from ``recon``.
 
-``info`` comes from the built-in ``infocodes`` loss hook, exactly as for InfoGAN: the phase puts
-``outputs["info"] = {"q": Q(x'), "c": c'}``. It makes the decoder keep each code recognisable in
+``info`` comes from the built-in ``infocodes`` loss hook, exactly as for InfoGAN: the phase returns
+Q's reading of x' with its codes c' as ``PhaseOutput.generated``. It makes the decoder keep each code recognisable in
 what it generates, and trains Q (and the shared trunk) on samples whose code is known, which is
 what teaches the categorical posterior to follow digit identity. With no codes the family is a
 plain VAE (``vae-mnist``).
@@ -42,6 +43,7 @@ plain VAE (``vae-mnist``).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -49,11 +51,33 @@ from torch import nn
 
 from genzoo_infogan import hookimpl
 from genzoo_infogan.codes import CodeSet, Gaussian, Uniform
-from genzoo_infogan.images import random_affine
 from genzoo_infogan.losses import categorical_kl_uniform, gaussian_kl
-from genzoo_infogan.model import GenerativeModel
-from genzoo_infogan.plugins.infogan import build_nets, pick_net
+from genzoo_infogan.model import GenerativeModel, PhaseOutput, Reading
+from genzoo_infogan.nets import build_generator, build_trunk, pick_net
 from genzoo_infogan.qhead import QHead
+
+
+@dataclass(frozen=True)
+class VAESettings:
+    """The ``[model]`` table of a VAE recipe."""
+
+    noise_dim: int = 10           # size of z
+    net: str = "auto"             # mnist | color32 | conv64 | auto (by image size); see nets.py
+    q_hidden: int = 128           # width of the Q head's hidden layer (0: one linear layer)
+    beta: float = 1.0             # weight of KL(q(z|x) || N(0, I))
+    gamma: float = 1.0            # weight of the codes' KL to their priors
+    temperature: float = 0.67     # Gumbel-softmax temperature of categorical codes
+    cat_recon_grad: bool = True   # false: the reconstruction does not train Q's categorical logits
+
+    def __post_init__(self) -> None:
+        checks = [("noise_dim", self.noise_dim >= 1, "at least 1 (the size of z)"),
+                  ("q_hidden", self.q_hidden >= 0, "0 or more"),
+                  ("beta", self.beta >= 0, "0 or more"), ("gamma", self.gamma >= 0, "0 or more"),
+                  ("temperature", self.temperature > 0, "above 0"),
+                  ("net", self.net in ("auto", "mnist", "color32", "conv64"), "auto, mnist, color32 or conv64")]
+        for key, ok, want in checks:
+            if not ok:
+                raise ValueError(f"{key} must be {want}, got {getattr(self, key)!r}")
 
 
 def prior_moments(spec) -> tuple[float, float]:
@@ -69,24 +93,20 @@ class VAE(GenerativeModel):
     family = "vae"
     phases = ("vae",)
 
-    def __init__(self, arch: dict, codes: CodeSet, image_shape):
-        super().__init__(arch, codes, image_shape)
-        if self.noise_dim < 1:
-            raise ValueError("a VAE needs noise_dim (the size of z) >= 1")
-        self.net = pick_net(arch.get("net", "auto"), self.image_shape)
-        gen, trunk, feat = build_nets(self.net, self.image_shape, self.noise_dim + codes.input_dim, False)
-        self.decoder = nn.Sequential(*list(gen)[:-1])  # logits: drop the final sigmoid
-        self.encoder = trunk
-        self.latent = nn.Linear(feat, 2 * self.noise_dim)
+    def __init__(self, settings: VAESettings, codes: CodeSet, image_shape):
+        super().__init__(settings, codes, image_shape)
+        self.net = pick_net(settings.net, self.image_shape)
+        self.decoder = build_generator(self.net, self.image_shape, self.noise_dim + codes.input_dim, output="logits")
+        self.encoder, width = build_trunk(self.net, self.image_shape)
+        self.latent = nn.Linear(width, 2 * self.noise_dim)
         mods = ["encoder", "latent", "decoder"]
         if len(codes):
-            self.q_head = QHead(feat, codes, hidden=int(arch.get("q_hidden", 128)))
+            self.q_head = QHead(width, codes, hidden=settings.q_hidden)
             mods.append("q_head")
         self.export_modules = self.full_modules = tuple(mods)
-        self.beta = float(arch.get("beta", 1.0))
-        self.gamma = float(arch.get("gamma", 1.0))
-        self.tau = float(arch.get("temperature", 0.67))
-        self.cat_recon_grad = bool(arch.get("cat_recon_grad", True))
+        self.beta, self.gamma = settings.beta, settings.gamma
+        self.tau = settings.temperature
+        self.cat_recon_grad = settings.cat_recon_grad
 
     # -- pieces -------------------------------------------------------------------------------------
     def decode_logits(self, z, code_input):
@@ -113,7 +133,7 @@ class VAE(GenerativeModel):
             raise KeyError(phase)
         return list(self.parameters())
 
-    def _relaxed_codes(self, q: dict, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _relaxed_codes(self, q: dict, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(decoder input for the codes inferred from x, their KL to the prior)."""
         blocks, kl = [], torch.zeros((), device=self.device)
         for name, spec in self.codes:
@@ -122,62 +142,55 @@ class VAE(GenerativeModel):
                 logits = p["logits"]
                 # cat_recon_grad off: the relaxed sample the decoder reads carries no gradient to Q
                 sample_logits = logits if self.cat_recon_grad else logits.detach()
-                u = torch.rand(logits.shape, generator=gen).to(logits.device).clamp_(1e-10, 1 - 1e-7)
+                u = torch.rand(logits.shape, generator=rng).to(logits.device).clamp_(1e-10, 1 - 1e-7)
                 gumbel = -torch.log(-torch.log(u))
                 blocks.append(F.softmax((sample_logits + gumbel) / self.tau, dim=1))
                 kl = kl + categorical_kl_uniform(logits)
             else:
                 mean, std = p["mean"], p["std"]
-                eps = torch.randn(mean.shape, generator=gen).to(mean.device)
+                eps = torch.randn(mean.shape, generator=rng).to(mean.device)
                 blocks.append((mean + std * eps).unsqueeze(1))
                 m0, s0 = prior_moments(spec)
                 kl = kl + (torch.log(s0 / std) + (std ** 2 + (mean - m0) ** 2) / (2 * s0 ** 2) - 0.5).mean()
         return torch.cat(blocks, dim=1), kl
 
-    def phase_outputs(self, phase, x, gen):
+    def phase_outputs(self, phase, x, rng, step=0):
         if phase != "vae":
             raise KeyError(phase)
         n = x.shape[0]
         f = self.encoder(x)
         mu, logvar = self.latent(f).float().chunk(2, dim=1)
         logvar = logvar.clamp(-12, 8)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen).to(mu.device)
-        losses: dict[str, torch.Tensor] = {}
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=rng).to(mu.device)
+        out = PhaseOutput(losses={})
         code_input = None
-        out: dict = {"metrics": {}}
         if len(self.codes):
             q_real = self.q_head(f)
-            code_input, kl_c = self._relaxed_codes(q_real, gen)
-            losses["kl_codes"] = self.gamma * kl_c
-            out["info_real"] = {"q": q_real,
-                                "q_aug": lambda **t: self.q_head(self.encoder(random_affine(x, gen, **t)))}
+            code_input, kl_c = self._relaxed_codes(q_real, rng)
+            out.losses["kl_codes"] = self.gamma * kl_c
+            out.real = Reading(x, self.encode, rng, q_given=q_real)
         logits = self.decode_logits(z, code_input).float()
-        losses["recon"] = F.binary_cross_entropy_with_logits(logits, x.float(), reduction="sum") / n
+        out.losses["recon"] = F.binary_cross_entropy_with_logits(logits, x.float(), reduction="sum") / n
         kl_z = gaussian_kl(mu, logvar)
-        losses["kl"] = self.beta * kl_z
-        out["metrics"]["kl_z"] = kl_z.detach()
-        if len(self.codes):
-            zp = self.sample_noise(n, gen)
-            cp = self.sample_codes(n, gen)
+        out.losses["kl"] = self.beta * kl_z
+        out.metrics["kl_z"] = kl_z.detach()
+        if len(self.codes):  # the info loss reads decoded prior samples x' = dec(z', c')
+            zp = self.sample_noise(n, rng)
+            cp = self.sample_codes(n, rng)
             xp = torch.sigmoid(self.decode_logits(zp, self.codes.to_input(cp)))
-            out["info"] = {"q": self.q_head(self.encoder(xp)), "c": cp,
-                           "q_aug": lambda **t: self.q_head(self.encoder(random_affine(xp, gen, **t)))}
-        out["losses"] = losses
+            out.generated = Reading(xp, self.encode, rng, c=cp, q_given=self.q_head(self.encoder(xp)))
         return out
 
 
 class VAEFamily:
     name = "vae"
     description = "VAE with optional info codes: decoder(z, c), Q(c|x) on the encoder trunk"
+    phases = VAE.phases
+    settings = VAESettings
 
     @staticmethod
-    def default_arch() -> dict:
-        return {"noise_dim": 10, "net": "auto", "q_hidden": 128, "beta": 1.0, "gamma": 1.0, "temperature": 0.67,
-                "cat_recon_grad": True}
-
-    @staticmethod
-    def build(arch: dict, codes: CodeSet, image_shape) -> VAE:
-        return VAE({**VAEFamily.default_arch(), **arch}, codes, image_shape)
+    def build(settings: VAESettings, codes: CodeSet, image_shape) -> VAE:
+        return VAE(settings, codes, image_shape)
 
 
 @hookimpl

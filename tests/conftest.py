@@ -7,7 +7,7 @@ import torch
 
 os.environ.setdefault("GENZOO_DATA", os.path.join(os.path.dirname(__file__), ".no-data"))
 
-from genzoo_infogan.config import resolve  # noqa: E402
+from genzoo_infogan.config import find_recipe, resolve  # noqa: E402
 from genzoo_infogan.data import ImageData  # noqa: E402
 from genzoo_infogan.host import get_host, reset_host  # noqa: E402
 
@@ -26,6 +26,11 @@ def host():
     return get_host()
 
 
+@pytest.fixture
+def registry(host):
+    return host.registry()
+
+
 def blob_images(n: int = 64, size: int = 28, channels: int = 1, seed: int = 0) -> ImageData:
     """Small labelled images the code makes: a bright square whose corner is the label (0..3)."""
     g = torch.Generator().manual_seed(seed)
@@ -40,9 +45,8 @@ def blob_images(n: int = 64, size: int = 28, channels: int = 1, seed: int = 0) -
 
 def make_tiny_config(*extra: str, recipe: str = "infogan-mnist") -> dict:
     """A recipe shrunk to a few fast steps (train on generated 28x28 data)."""
-    from genzoo_infogan.cli import find_recipe
-
-    return resolve(find_recipe(recipe), [
+    reg = get_host().registry()
+    return resolve(find_recipe(recipe, reg), reg, [
         "train.steps=3", "train.batch_size=16", "log.every=1", "log.sample_every=0",
         "log.checkpoint_every=0", "log.eval_samples=64", "train.precision=fp32", "data.download=false",
         *extra])
@@ -57,3 +61,18 @@ def tiny_config():
 def blobs():
     return blob_images()
 
+
+
+def build_infogan(table: dict, codes, image_shape):
+    """An InfoGAN model from a [model] table (checked as a recipe's would be)."""
+    from genzoo_infogan.config import settings_from_table
+    from genzoo_infogan.plugins.infogan import InfoGANFamily, InfoGANSettings
+
+    return InfoGANFamily.build(settings_from_table(InfoGANSettings, table), codes, image_shape)
+
+
+def loss_terms(phase, model, outputs, config: dict, step: int = 0) -> dict:
+    """The installed loss hooks' terms, with ``config`` merged over the engine's defaults."""
+    from genzoo_infogan.config import DEFAULTS, deep_merge
+
+    return get_host().registry().loss_terms(phase, model, outputs, deep_merge(DEFAULTS, config), step)

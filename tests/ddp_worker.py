@@ -14,12 +14,13 @@ torch.set_num_threads(1)
 
 from safetensors.torch import save_file  # noqa: E402
 
-from genzoo_infogan.cli import find_recipe  # noqa: E402
+from genzoo_infogan.config import find_recipe  # noqa: E402
+from genzoo_infogan.host import default_registry  # noqa: E402
 from genzoo_infogan.config import resolve  # noqa: E402
 from genzoo_infogan.engine import Trainer  # noqa: E402
 
 out, data, dump = sys.argv[1:4]
-config = resolve(find_recipe("infogan-mnist"), [
+config = resolve(find_recipe("infogan-mnist", default_registry()), default_registry(), [
     "data.name=folder", f"data.path={data}", "data.channels=1", "data.size=28", "train.batch_size=8",
     "train.steps=4", "log.every=1", "log.sample_every=0", "log.checkpoint_every=0", "log.eval_samples=16",
     "train.precision=fp32"])

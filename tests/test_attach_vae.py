@@ -16,9 +16,16 @@ from genzoo_infogan import attach_info_codes
 from genzoo_infogan.cli import cli
 from genzoo_infogan.codes import CodeSet
 from genzoo_infogan.engine import Trainer
-from genzoo_infogan.plugins.vae import VAEFamily
+from genzoo_infogan.config import settings_from_table
+from genzoo_infogan.plugins.vae import VAEFamily, VAESettings
+
+from conftest import loss_terms
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def build_vae(table, codes, image_shape):
+    return VAEFamily.build(settings_from_table(VAESettings, table), codes, image_shape)
 
 
 def readme_example(heading: str) -> str:
@@ -41,14 +48,13 @@ def test_readme_attach_example_runs_and_its_l_i_rises(tmp_path, monkeypatch):
     assert li[-1] > li[0] + 0.5, li
     assert ns["result"].eval["mi"]["c1"] > 0.8  # ln 4 = 1.386 at most
     # the family came and went with the plugin; the host and the InfoGAN plugin were not touched
-    assert "tiny" not in genzoo_infogan.host.get_host().families()
+    assert "tiny" not in genzoo_infogan.host.get_host().registry().families
     model = ns["result"].model
     assert hasattr(model, "q_head") and "q_head" in model.export_modules
     # Q's phase offers Q on the real batch for the real-data terms, which then reach Q
     x = torch.rand(8, *model.image_shape)
     out = model.phase_outputs(model.phases[0], x, torch.Generator().manual_seed(0))
-    terms = genzoo_infogan.host.get_host().loss_terms(model.phases[0], model, out,
-                                                      {"info": {"real_balance": 1.0}})
+    terms = loss_terms(model.phases[0], model, out, {"info": {"real_balance": 1.0}})
     model.zero_grad(set_to_none=True)
     terms["info_real"].backward()
     assert model.q_head.net[0].weight.grad.abs().sum() > 0
@@ -58,8 +64,8 @@ def test_attach_refuses_models_that_do_not_declare_features():
     class NoFeatures(torch.nn.Module):
         codes = CodeSet.parse("cat:3")
 
-        def phase_outputs(self, phase, x, gen):
-            return {}
+        def phase_outputs(self, phase, x, rng, step=0):
+            return None
 
         def phase_parameters(self, phase):
             return []
@@ -72,25 +78,25 @@ def test_attach_refuses_models_that_do_not_declare_features():
 
 @pytest.mark.parametrize("codes", ["", "c1=cat:10,c2=uniform,c3=gaussian:0:1:fixed"])
 def test_vae_shapes_and_objective_terms(codes, host):
-    m = VAEFamily.build({}, CodeSet.parse(codes), (1, 28, 28))
+    m = build_vae({}, CodeSet.parse(codes), (1, 28, 28))
     x = torch.rand(8, 1, 28, 28)
     out = m.phase_outputs("vae", x, torch.Generator().manual_seed(0))
     want = {"recon", "kl"} | ({"kl_codes"} if codes else set())
-    assert set(out["losses"]) == want
-    assert all(torch.isfinite(v) for v in out["losses"].values())
+    assert set(out.losses) == want
+    assert all(torch.isfinite(v) for v in out.losses.values())
     assert m.sample(4, seed=0).shape == (4, 1, 28, 28)
     if codes:
-        terms = host.loss_terms("vae", m, out, {"info": {}})
+        terms = loss_terms("vae", m, out, {"info": {}})
         assert set(terms) == {"info"}
         terms["info"].backward()
         assert m.decoder[0].weight.grad.abs().sum() > 0 and m.encoder[0].weight.grad.abs().sum() > 0
         assert m.encode(x)["c1"]["logits"].shape == (8, 10)
     else:
-        assert "info" not in out and m.encode(x) == {}
+        assert out.generated is None and m.encode(x) == {}
 
 
 def test_vae_kl_codes_is_zero_at_the_prior():
-    m = VAEFamily.build({}, CodeSet.parse("cat:4,uniform:-1:1"), (1, 28, 28))
+    m = build_vae({}, CodeSet.parse("cat:4,uniform:-1:1"), (1, 28, 28))
     n = 5
     q = {"c1": {"logits": torch.zeros(n, 4)},
          "c2": {"mean": torch.zeros(n), "std": torch.full((n,), 2 / 12 ** 0.5)}}
@@ -101,16 +107,16 @@ def test_vae_kl_codes_is_zero_at_the_prior():
 def test_vae_real_data_terms_and_the_kl_decomposition(host):
     import math
 
-    m = VAEFamily.build({}, CodeSet.parse("cat:10"), (1, 28, 28))
+    m = build_vae({}, CodeSet.parse("cat:10"), (1, 28, 28))
     x = torch.rand(16, 1, 28, 28)
     out = m.phase_outputs("vae", x, torch.Generator().manual_seed(0))
-    terms = host.loss_terms("vae", m, out, {"info": {"real_balance": 1.0, "real_confidence": 1.0}})
-    gap, cond = float(out["metrics"]["gap_real/c1"]), float(out["metrics"]["H_real/c1"])
+    terms = loss_terms("vae", m, out, {"info": {"real_balance": 1.0, "real_confidence": 1.0}})
+    gap, cond = float(out.metrics["gap_real/c1"]), float(out.metrics["H_real/c1"])
     # E_x KL(Q(c|x) || U) = ln k - mean H(Q): the ELBO's code KL is ln k minus the confidence term
-    assert float(out["losses"]["kl_codes"].detach()) == pytest.approx(math.log(10) - cond, abs=1e-5)
+    assert float(out.losses["kl_codes"].detach()) == pytest.approx(math.log(10) - cond, abs=1e-5)
     assert float(terms["info_real"].detach()) == pytest.approx(gap + cond, abs=1e-5)
     # so kl_codes + real_confidence * H_real (gamma = 1, real_confidence = 1) is ln k, constant
-    assert "info_real" not in host.loss_terms("vae", m, out, {"info": {}})
+    assert "info_real" not in loss_terms("vae", m, out, {"info": {}})
 
 
 def test_infovae_run_and_the_commands(tmp_path, tiny_config, blobs):
@@ -136,10 +142,10 @@ def test_infovae_run_and_the_commands(tmp_path, tiny_config, blobs):
 
 @pytest.mark.parametrize("cat_recon_grad", [True, False])
 def test_vae_cat_recon_grad_decides_whether_reconstruction_trains_q(cat_recon_grad):
-    m = VAEFamily.build({"cat_recon_grad": cat_recon_grad}, CodeSet.parse("cat:10,uniform:-1:1"), (1, 28, 28))
+    m = build_vae({"cat_recon_grad": cat_recon_grad}, CodeSet.parse("cat:10,uniform:-1:1"), (1, 28, 28))
     x = torch.rand(8, 1, 28, 28)
     out = m.phase_outputs("vae", x, torch.Generator().manual_seed(0))
-    out["losses"]["recon"].backward()
+    out.losses["recon"].backward()
     last = m.q_head.net[-1]  # rows 0-9: c1's logits; rows 10-11: c2's mean and std
     assert m.decoder[0].weight.grad.abs().sum() > 0  # the decoder always learns from reconstruction
     assert last.weight.grad[10:].abs().sum() > 0  # and so do continuous codes
@@ -149,5 +155,5 @@ def test_vae_cat_recon_grad_decides_whether_reconstruction_trains_q(cat_recon_gr
         assert float(last.weight.grad[:10].abs().sum()) == 0.0
         m.zero_grad(set_to_none=True)
         out = m.phase_outputs("vae", x, torch.Generator().manual_seed(0))
-        out["losses"]["kl_codes"].backward()
+        out.losses["kl_codes"].backward()
         assert last.weight.grad[:10].abs().sum() > 0

@@ -41,7 +41,7 @@ def test_metadata_describes_the_model(run_dir):
     info = describe(run_dir / "model.safetensors")
     assert info["family"] == "infogan" and info["recipe"] == "infogan-mnist"
     assert info["image_shape"] == [1, 28, 28] and info["value_range"] == [0, 1] and info["step"] == 3
-    assert info["arch"]["noise_dim"] == 62
+    assert info["model"]["noise_dim"] == 62
     assert json.loads(info["codes_json"])[0] == {"name": "c1", "type": "cat", "k": 10}
     assert info["config"]["train"]["steps"] == 3 and "mi" in info["metrics"]
     assert info["version"] == genzoo_infogan.__version__
@@ -103,7 +103,7 @@ def test_sample_traverse_inspect_commands(run_dir, tmp_path):
                       (["sample", str(run_dir), "--set", "c9=1"], "no code named 'c9'"),
                       (["traverse", str(run_dir), "--code", "c1", "--span", "0", "1"], "continuous codes"),
                       (["traverse", str(run_dir), "--code", "zz"], "no code named 'zz'"),
-                      (["sample", str(run_dir), "-o", str(tmp_path / "x.jpg")], "written as .png")):
+                      (["sample", str(run_dir), "-o", str(tmp_path / "x.jpg")], "the output must be a .png file")):
         res = r.invoke(cli, args)
         assert res.exit_code == 2 and msg in " ".join(res.output.split()), (args, res.output)
 
@@ -137,15 +137,15 @@ def bad_files(tmp: Path, good: Path) -> dict[str, tuple[Path, str]]:
     (tmp / "huge.safetensors").write_bytes(struct.pack("<Q", 2 ** 62) + b"{}")
     files["huge header"] = (tmp / "huge.safetensors", "refusing to read it")
     header = json.loads(b[8: 8 + struct.unpack("<Q", b[:8])[0]])
-    header["__metadata__"]["genzoo.arch"] = "{not json"
+    header["__metadata__"]["genzoo.model"] = "{not json"
     _write_header(tmp / "badjson.safetensors", header, b[8 + struct.unpack("<Q", b[:8])[0]:])
-    files["metadata not JSON"] = (tmp / "badjson.safetensors", "'genzoo.arch' is not valid JSON")
+    files["metadata not JSON"] = (tmp / "badjson.safetensors", "'genzoo.model' is not valid JSON")
     header = json.loads(b[8: 8 + struct.unpack("<Q", b[:8])[0]])
-    arch = json.loads(header["__metadata__"]["genzoo.arch"])
+    arch = json.loads(header["__metadata__"]["genzoo.model"])
     arch["noise_dim"] = 30
-    header["__metadata__"]["genzoo.arch"] = json.dumps(arch)
+    header["__metadata__"]["genzoo.model"] = json.dumps(arch)
     _write_header(tmp / "misfit.safetensors", header, b[8 + struct.unpack("<Q", b[:8])[0]:])
-    files["weights misfit"] = (tmp / "misfit.safetensors", "do not fit the stated architecture")
+    files["weights misfit"] = (tmp / "misfit.safetensors", "do not fit the stated model")
     (tmp / "empty.safetensors").write_bytes(b"")
     files["empty"] = (tmp / "empty.safetensors", "truncated")
     return files
@@ -180,14 +180,14 @@ def test_malformed_files_give_one_clear_error_and_write_nothing(case, command, r
 def test_family_not_installed_names_family_and_plugin(run_dir, monkeypatch, tmp_path):
     from genzoo_infogan.host import reset_host
 
-    assert describe(run_dir / "model.safetensors")["plugin"] == "infogan (built-in, genzoo-infogan)"
+    assert describe(run_dir / "model.safetensors")["plugin"] == "infogan (built-in)"
     monkeypatch.setenv("GENZOO_DISABLE_PLUGINS", "infogan")
     reset_host()
     res = CliRunner().invoke(cli, ["sample", str(run_dir / "model.safetensors"), "-o", str(tmp_path / "s.png")])
     assert res.exit_code == 2
     text = " ".join(res.output.split())
     assert "needs model family 'infogan', which is not installed" in text
-    assert "plugin infogan (built-in, genzoo-infogan)" in text and "GENZOO_DISABLE_PLUGINS blocks" in text
+    assert "plugin infogan (built-in)" in text and "GENZOO_DISABLE_PLUGINS blocks" in text
     assert not (tmp_path / "s.png").exists()
 
 

@@ -241,8 +241,8 @@ class Bernoulli(CodeSpec):
     input_dim = 1
     n_params = 1
 
-    def sample(self, n, generator=None, device="cpu"):
-        return (torch.rand((n,), generator=generator, device=device) < self.p).float()
+    def sample(self, n, rng=None, device="cpu"):
+        return (torch.rand((n,), generator=rng, device=device) < self.p).float()
 
     def entropy(self):
         return -(self.p * math.log(self.p) + (1 - self.p) * math.log(1 - self.p))
@@ -268,14 +268,17 @@ class BernoulliPlugin:
 
 def test_outside_plugin_adds_a_code_type(host):
     with pytest.raises(ValueError, match="unknown code type 'bern'"):
-        CodeSet.parse("bern:0.5")
+        CodeSet.parse("bern:0.5", host.registry().code_types)
     with host.plugin(BernoulliPlugin(), name="bernoulli"):
-        cs = CodeSet.parse("flag=bern:0.5,cat:3")
+        types = host.registry().code_types
+        cs = CodeSet.parse("flag=bern:0.5,cat:3", types)
         assert isinstance(cs["flag"], Bernoulli)
-        assert CodeSet.from_json(cs.to_json()) == cs
+        assert CodeSet.from_json(cs.to_json(), types) == cs
         v = torch.tensor([0.0, 1.0])
         li = mi_lower_bound(CodeSet.of(Bernoulli()), {"c1": {"logit": torch.tensor([-1e4, 1e4])}}, {"c1": v})
         assert float(li["c1"]) == pytest.approx(math.log(2), abs=1e-6)
-        assert "bern:P" in str(pytest.raises(ValueError, CodeSet.parse, "zzz").value)
+        assert "bern:P" in str(pytest.raises(ValueError, CodeSet.parse, "zzz", types).value)
     with pytest.raises(ValueError, match="unknown code type"):
-        CodeSet.parse("bern:0.5")
+        CodeSet.parse("bern:0.5", host.registry().code_types)
+    with pytest.raises(ValueError, match="unknown code type"):
+        CodeSet.parse("bern:0.5")  # without a registry: the built-in types only

@@ -15,16 +15,16 @@ from genzoo_infogan.data import DataWarning, ImageData
 from genzoo_infogan.engine import Trainer, draw_pictures
 from genzoo_infogan.errors import UserError
 from genzoo_infogan.metrics import matched_accuracy, nmi
-from genzoo_infogan.plugins.infogan import InfoGANFamily, translate
+from genzoo_infogan.nets import translate
 
-from conftest import blob_images
+from conftest import blob_images, build_infogan, loss_terms
 
 
 @pytest.mark.parametrize("shape,net,feat", [((1, 28, 28), "mnist", 1024), ((3, 32, 32), "color32", 4096),
                                             ((1, 64, 64), "conv64", 128), ((3, 32, 32), "conv64", 128)])
 def test_networks_shapes(shape, net, feat):
     codes = CodeSet.parse("cat:10,uniform*2")
-    model = InfoGANFamily.build({"net": "auto" if shape[1] != 32 or net == "color32" else net}, codes, shape)
+    model = build_infogan({"net": "auto" if shape[1] != 32 or net == "color32" else net}, codes, shape)
     assert model.net == net
     g = torch.Generator().manual_seed(0)
     x = model.sample(6, seed=0)
@@ -34,11 +34,11 @@ def test_networks_shapes(shape, net, feat):
     q = model.encode(x)
     assert q["c1"]["logits"].shape == (6, 10) and q["c2"]["mean"].shape == (6,)
     out = model.phase_outputs("d", x, g)
-    assert set(out["losses"]) == {"d"} and set(out["info"]["c"]) == {"c1", "c2", "c3"}
+    assert set(out.losses) == {"gan"} and set(out.generated.c) == {"c1", "c2", "c3"}
 
 
 def test_paper_mnist_architecture():
-    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
+    m = build_infogan({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
     assert m.generator[0].in_features == 62 + 12 and m.generator[0].out_features == 1024
     assert m.generator[3].out_features == 7 * 7 * 128
     convs = [l for l in m.trunk if isinstance(l, torch.nn.Conv2d)]
@@ -48,7 +48,7 @@ def test_paper_mnist_architecture():
 
 
 def test_phases_train_the_right_parameters(blobs):
-    m = InfoGANFamily.build({}, CodeSet.parse("cat:4,uniform"), (1, 28, 28))
+    m = build_infogan({}, CodeSet.parse("cat:4,uniform"), (1, 28, 28))
     d_params = {id(p) for p in m.phase_parameters("d")}
     g_params = {id(p) for p in m.phase_parameters("g")}
     assert not d_params & g_params
@@ -58,51 +58,51 @@ def test_phases_train_the_right_parameters(blobs):
 
 
 def test_info_gradient_reaches_the_shared_trunk(host):
-    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
+    m = build_infogan({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
     x = blob_images(16).images
     out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
-    terms = host.loss_terms("d", m, out, {"info": {"lambda_cat": 1.0, "lambda_cont": 0.1}})
+    terms = loss_terms("d", m, out, {"info": {"lambda_cat": 1.0, "lambda_cont": 0.1}})
     terms["info"].backward()
     assert m.trunk[0].weight.grad is not None and m.trunk[0].weight.grad.abs().sum() > 0
     assert m.d_head.weight.grad is None  # only the info term was back-propagated
     m.zero_grad(set_to_none=True)
     out = m.phase_outputs("g", x, torch.Generator().manual_seed(0))
-    host.loss_terms("g", m, out, {"info": {}})["info"].backward()
+    loss_terms("g", m, out, {"info": {}})["info"].backward()
     assert m.generator[0].weight.grad.abs().sum() > 0
 
 
 def test_gan_baseline_gets_no_info_term_for_g(host, tiny_config):
     cfg = tiny_config(recipe="gan-mnist")
     assert cfg["info"]["phase_scale"] == {"g": 0.0}
-    m = InfoGANFamily.build(cfg["model"], CodeSet.parse(cfg["codes"]), (1, 28, 28))
+    m = build_infogan(cfg["model"], CodeSet.parse(cfg["codes"]), (1, 28, 28))
     x = blob_images(8).images
     out = m.phase_outputs("g", x, torch.Generator().manual_seed(0))
-    assert host.loss_terms("g", m, out, cfg) == {}
-    assert "L_I/c1" in out["metrics"]  # still measured
-    assert "info" in host.loss_terms("d", m, m.phase_outputs("d", x, torch.Generator()), cfg)
+    assert loss_terms("g", m, out, cfg) == {}
+    assert "L_I/c1" in out.metrics  # still measured
+    assert "info" in loss_terms("d", m, m.phase_outputs("d", x, torch.Generator()), cfg)
 
 
 def test_real_data_code_term(host):
     from genzoo_infogan.losses import real_code_terms
 
-    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
+    m = build_infogan({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
     x = blob_images(16).images
     bn = m.q_head.net[1]
     out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
     batches = bn.num_batches_tracked.item()
-    assert "info_real" not in host.loss_terms("d", m, out, {"info": {}})  # off by default
+    assert "info_real" not in loss_terms("d", m, out, {"info": {}})  # off by default
     assert bn.num_batches_tracked.item() == batches  # Q never ran on the real batch
     cfg = {"info": {"real_balance": 2.0, "real_confidence": 0.5}}
     out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
-    terms = host.loss_terms("d", m, out, cfg)
-    gap, cond = out["metrics"]["gap_real/c1"], out["metrics"]["H_real/c1"]
+    terms = loss_terms("d", m, out, cfg)
+    gap, cond = out.metrics["gap_real/c1"], out.metrics["H_real/c1"]
     assert float(terms["info_real"].detach()) == pytest.approx(2.0 * float(gap) + 0.5 * float(cond), rel=1e-5)
     assert 0.0 <= float(gap) <= np.log(10) and 0.0 <= float(cond) <= np.log(10) + 1e-5
     terms["info_real"].backward()
     assert m.q_head.net[-1].weight.grad.abs().sum() > 0 and m.trunk[0].weight.grad.abs().sum() > 0
     assert m.generator[0].weight.grad is None
     # the G phase has no real-data term
-    assert "info_real" not in host.loss_terms("g", m, m.phase_outputs("g", x, torch.Generator()), cfg)
+    assert "info_real" not in loss_terms("g", m, m.phase_outputs("g", x, torch.Generator()), cfg)
     # minimising it on a fixed batch makes Q confident and balanced on that batch
     opt = torch.optim.Adam([*m.trunk.parameters(), *m.q_head.parameters()], lr=1e-3)
     start = None
@@ -131,49 +131,49 @@ def test_random_affine_changes_style_not_content():
 
 
 def test_real_invariance_term(host):
-    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform"), (1, 28, 28))
+    m = build_infogan({}, CodeSet.parse("cat:10,uniform"), (1, 28, 28))
     x = blob_images(16).images
     out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
-    terms = host.loss_terms("d", m, out, {"info": {"real_invariance": 3.0}})
-    kl = out["metrics"]["inv_real/c1"]
+    terms = loss_terms("d", m, out, {"info": {"real_invariance": 3.0}})
+    kl = out.metrics["inv_real/c1"]
     assert float(kl) >= 0 and float(terms["info_real"].detach()) == pytest.approx(3.0 * float(kl), rel=1e-5)
     terms["info_real"].backward()
     assert m.trunk[0].weight.grad.abs().sum() > 0 and m.generator[0].weight.grad is None
 
 
 def test_real_invariance_uses_the_recipes_ranges(host):
-    m = InfoGANFamily.build({}, CodeSet.parse("cat:10"), (1, 28, 28)).eval()  # BN in eval: Q(x) is per image
+    m = build_infogan({}, CodeSet.parse("cat:10"), (1, 28, 28)).eval()  # BN in eval: Q(x) is per image
     with torch.no_grad():
         m.q_head.net[-1].weight.mul_(100.0)  # a confident Q, so that its posterior can move
     x = blob_images(16).images
 
     def kl(**ranges):
         out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
-        host.loss_terms("d", m, out, {"info": {"real_invariance": 1.0, "invariance_affine": ranges}})
-        return float(out["metrics"]["inv_real/c1"])
+        loss_terms("d", m, out, {"info": {"real_invariance": 1.0, "invariance_affine": ranges}})
+        return float(out.metrics["inv_real/c1"])
 
     assert kl(degrees=0, scale=0, shear=0, translate_px=0) == pytest.approx(0.0, abs=1e-6)  # T = identity
     assert kl(degrees=40, scale=0.2, shear=0.5, translate_px=3) > 0.01
 
 
 def test_fake_invariance_term(host):
-    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform"), (1, 28, 28))
+    m = build_infogan({}, CodeSet.parse("cat:10,uniform"), (1, 28, 28))
     x = blob_images(16).images
     identity = {"degrees": 0, "scale": 0, "shear": 0, "translate_px": 0}
     cfg = {"info": {"lambda_cat": 2.0, "fake_invariance": 0.5, "invariance_affine": identity}}
     for phase in ("d", "g"):
         out = m.phase_outputs(phase, x, torch.Generator().manual_seed(0))
-        terms = host.loss_terms(phase, m, out, cfg)
-        li, li_aug = float(out["metrics"]["L_I/c1"]), float(out["metrics"]["L_I_aug/c1"])
+        terms = loss_terms(phase, m, out, cfg)
+        li, li_aug = float(out.metrics["L_I/c1"]), float(out.metrics["L_I_aug/c1"])
         assert li_aug == pytest.approx(li, abs=1e-5)  # T = identity: Q reads the same images
-        assert "L_I_aug/c2" not in out["metrics"]  # continuous codes are not asked to survive T
+        assert "L_I_aug/c2" not in out.metrics  # continuous codes are not asked to survive T
         assert float(terms["info_aug"].detach()) == pytest.approx(-0.5 * 2.0 * li, abs=1e-5)
     terms["info_aug"].backward()  # the G phase: G is asked to keep c1 readable after T
     assert m.generator[0].weight.grad.abs().sum() > 0
     # off by default: Q never reads a transformed copy
     out = m.phase_outputs("g", x, torch.Generator().manual_seed(0))
-    out["info"]["q_aug"] = lambda **t: pytest.fail("q_aug evaluated with fake_invariance off")
-    assert "info_aug" not in host.loss_terms("g", m, out, {"info": {}})
+    out.generated.q_transformed = lambda **t: pytest.fail("Q read a transformed copy with fake_invariance off")
+    assert "info_aug" not in loss_terms("g", m, out, {"info": {}})
 
 
 def test_continuous_codes_schedule(host):
@@ -181,25 +181,25 @@ def test_continuous_codes_schedule(host):
 
     assert [continuous_scale(s, 10, 4) for s in (0, 9, 10, 11, 13, 100)] == [0.0, 0.0, 0.25, 0.5, 1.0, 1.0]
     assert continuous_scale(0, 0, 0) == 1.0 and continuous_scale(5, 5, 0) == 1.0
-    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
+    m = build_infogan({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
     out = m.phase_outputs("g", blob_images(16).images, torch.Generator().manual_seed(0))
     cfg = {"info": {"lambda_cat": 1.0, "lambda_cont": 0.1, "cont_start": 10, "cont_ramp": 4}}
-    before = host.loss_terms("g", m, out, cfg, step=3)["info"].detach()
-    li = {k: float(out["metrics"][f"L_I/{k}"]) for k in ("c1", "c2", "c3")}
+    before = loss_terms("g", m, out, cfg, step=3)["info"].detach()
+    li = {k: float(out.metrics[f"L_I/{k}"]) for k in ("c1", "c2", "c3")}
     assert float(before) == pytest.approx(-li["c1"], abs=1e-6)  # continuous codes not yet asked for
-    half = host.loss_terms("g", m, out, cfg, step=11)["info"].detach()
+    half = loss_terms("g", m, out, cfg, step=11)["info"].detach()
     assert float(half) == pytest.approx(-li["c1"] - 0.5 * 0.1 * (li["c2"] + li["c3"]), abs=1e-5)
-    full = host.loss_terms("g", m, out, cfg, step=14)["info"].detach()
+    full = loss_terms("g", m, out, cfg, step=14)["info"].detach()
     assert float(full) == pytest.approx(-li["c1"] - 0.1 * (li["c2"] + li["c3"]), abs=1e-5)
 
 
 def test_batch_norm_options_and_old_checkpoints():
     codes = CodeSet.parse("uniform*3")
     bn = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)
-    plain = InfoGANFamily.build({"d_batch_norm": False, "q_batch_norm": False}, codes, (1, 32, 32))
+    plain = build_infogan({"d_batch_norm": False, "q_batch_norm": False}, codes, (1, 32, 32))
     assert not any(isinstance(m, bn) for m in [*plain.trunk.modules(), *plain.q_head.modules()])
     assert any(isinstance(m, bn) for m in plain.generator.modules())  # G keeps its batch norm
-    ref = InfoGANFamily.build({}, codes, (1, 32, 32))
+    ref = build_infogan({}, codes, (1, 32, 32))
     assert any(isinstance(m, bn) for m in ref.trunk.modules()) and any(isinstance(m, bn) for m in ref.q_head.modules())
     # dropping BN keeps every other layer at its index: the state-dict keys of the convolutions match
     convs = {k for k in ref.trunk.state_dict() if "running" not in k and "num_batches" not in k}
@@ -208,7 +208,7 @@ def test_batch_norm_options_and_old_checkpoints():
 
 def test_contrastive_pairs_share_exactly_one_code():
     codes = CodeSet.parse("cat:4,uniform*2")
-    m = InfoGANFamily.build({"cr_net": True}, codes, (1, 32, 32))
+    m = build_infogan({"contrastive": 1.0}, codes, (1, 32, 32))
     seen = []
     m.generate = lambda noise, c: (seen.append((noise, c)), torch.zeros(len(noise), 1, 32, 32))[1]
     pairs, k = m.contrastive_pairs(400, torch.Generator().manual_seed(0))
@@ -223,35 +223,34 @@ def test_contrastive_pairs_share_exactly_one_code():
     assert torch.bincount(k, minlength=3).min() > 100  # k uniform over the codes
 
 
-def test_contrastive_term(host):
-    m = InfoGANFamily.build({"cr_net": True}, CodeSet.parse("uniform*3"), (1, 32, 32))
+def test_contrastive_term():
+    m = build_infogan({"contrastive": 2.0, "contrastive_start": 5}, CodeSet.parse("uniform*3"), (1, 32, 32))
     x = blob_images(16, size=32).images
-    cfg = {"info": {"contrastive": 2.0, "contrastive_start": 5}}
-    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
-    assert "contrastive" not in (host.loss_terms("d", m, out, cfg, step=4) or {})  # before the start
-    calls = []
-    real = out["contrastive"]
-    out["contrastive"] = lambda: calls.append(1) or real()
-    terms = host.loss_terms("d", m, out, cfg, step=5)
-    # the term is weight * cross-entropy of the pair classifier: check it on fixed logits
-    fixed = {"losses": {}, "contrastive": (torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), torch.tensor([0, 2]))}
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0), step=4)
+    assert "contrastive" not in out.losses  # before the start
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0), step=5)
+    # the term is weight * cross-entropy of the pair network's guess: recompute it from the same pairs
+    pairs, k = m.contrastive_pairs(8, torch.Generator().manual_seed(0))
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    m.cr_net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Identity())
+    m.contrastive_pairs = lambda n, rng: (logits, torch.tensor([0, 2]))
+    loss, acc = m.contrastive_loss(2, torch.Generator(), train_g=False)
     ce = (-(torch.log_softmax(torch.tensor([2.0, 0, 0]), 0)[0]) + torch.log(torch.tensor(3.0))) / 2
-    assert float(host.loss_terms("d", m, fixed, cfg, step=5)["contrastive"]) == pytest.approx(2.0 * float(ce), abs=1e-6)
-    assert float(fixed["metrics"]["cr_acc"]) == 0.5 and calls == [1]
-    terms["contrastive"].backward()  # the D phase trains the pair classifier, not G
+    assert float(loss) == pytest.approx(2.0 * float(ce), abs=1e-6) and float(acc) == 0.5
+    m = build_infogan({"contrastive": 2.0}, CodeSet.parse("uniform*3"), (1, 32, 32))
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    assert 0.0 <= float(out.metrics["cr_acc"]) <= 1.0
+    out.losses["contrastive"].backward()  # the D phase trains the pair network, not G
     assert m.cr_net[1].weight.grad.abs().sum() > 0 and m.generator[0].weight.grad is None
     assert {id(p) for p in m.cr_net.parameters()} <= {id(p) for p in m.phase_parameters("d")}
     m.zero_grad(set_to_none=True)
-    out = m.phase_outputs("g", x, torch.Generator().manual_seed(0))
-    host.loss_terms("g", m, out, cfg, step=5)["contrastive"].backward()  # G learns to make k readable
-    assert m.generator[0].weight.grad.abs().sum() > 0
+    m.phase_outputs("g", x, torch.Generator().manual_seed(0)).losses["contrastive"].backward()
+    assert m.generator[0].weight.grad.abs().sum() > 0  # G learns to make the shared code readable
     assert "cr_net" in m.full_modules and "cr_net" not in m.export_modules
-    off = InfoGANFamily.build({}, CodeSet.parse("uniform*3"), (1, 32, 32))
-    out = off.phase_outputs("g", x, torch.Generator().manual_seed(0))
-    for step in (0, 5):  # from the first step, before contrastive_start too
-        with pytest.raises(UserError, match=r"\[model\] cr_net = true"):
-            host.loss_terms("g", off, out, cfg, step=step)
-    assert "contrastive" not in (host.loss_terms("g", off, out, {"info": {}}) or {})  # off by default
+    off = build_infogan({}, CodeSet.parse("uniform*3"), (1, 32, 32))
+    assert off.cr_net is None and "contrastive" not in off.phase_outputs("g", x, torch.Generator()).losses
+    with pytest.raises(ValueError, match="the contrastive regulariser needs at least two codes"):
+        build_infogan({"contrastive": 1.0}, CodeSet.parse("uniform"), (1, 32, 32))
 
 
 def test_translate_shifts_whole_images():
@@ -267,28 +266,28 @@ def test_translate_shifts_whole_images():
 
 def test_noise_std_scales_only_the_noise():
     codes = CodeSet.parse("cat:10,uniform")
-    m = InfoGANFamily.build({"noise_std": 0.1}, codes, (1, 28, 28))
-    ref = InfoGANFamily.build({}, codes, (1, 28, 28))
+    m = build_infogan({"noise_std": 0.1}, codes, (1, 28, 28))
+    ref = build_infogan({}, codes, (1, 28, 28))
     z = m.sample_noise(20000, torch.Generator().manual_seed(0))
     z_ref = ref.sample_noise(20000, torch.Generator().manual_seed(0))
     assert torch.allclose(z, 0.1 * z_ref)
     assert abs(float(z.std()) - 0.1) < 0.002 and abs(float(z.mean())) < 0.002
     c = m.sample_codes(20000, torch.Generator().manual_seed(0))  # the codes keep their priors
     assert abs(float(c["c2"].std()) - 2 / 12 ** 0.5) < 0.01
-    with pytest.raises(ValueError, match="noise_std must be > 0"):
-        InfoGANFamily.build({"noise_std": 0.0}, codes, (1, 28, 28))
+    with pytest.raises(UserError, match=r"\[model\] noise_std must be above 0, got 0.0"):
+        build_infogan({"noise_std": 0.0}, codes, (1, 28, 28))
 
 
 def test_uniform_noise_spans_plus_minus_noise_std():
     codes = CodeSet.parse("uniform*2")
-    m = InfoGANFamily.build({"noise": "uniform", "noise_std": 0.5, "noise_dim": 5}, codes, (1, 28, 28))
+    m = build_infogan({"noise": "uniform", "noise_std": 0.5, "noise_dim": 5}, codes, (1, 28, 28))
     z = m.sample_noise(20000, torch.Generator().manual_seed(0))
     assert z.shape == (20000, 5)
     assert float(z.min()) >= -0.5 and float(z.max()) <= 0.5
     assert float(z.min()) < -0.49 and float(z.max()) > 0.49
     assert abs(float(z.std()) - 1 / 12 ** 0.5) < 0.005  # U(-a, a) has std a / sqrt(3)
-    with pytest.raises(ValueError, match="noise must be 'gaussian' or 'uniform'"):
-        InfoGANFamily.build({"noise": "laplace"}, codes, (1, 28, 28))
+    with pytest.raises(UserError, match="noise must be 'gaussian' or 'uniform', got 'laplace'"):
+        build_infogan({"noise": "laplace"}, codes, (1, 28, 28))
 
 
 def _train(cfg, tmp_path, name, data):
@@ -310,13 +309,13 @@ def test_same_seed_same_weights_and_files(tmp_path, tiny_config, blobs):
             "traverse_c3.png", "eval.json", "checkpoint.safetensors", "train_state.safetensors", "samples"} <= files
     rows = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "eval" not in r] == [1, 2, 3, 4]
-    assert {"loss/d", "loss/g", "loss/d_info", "loss/g_info", "L_I/c1", "L_I/c2"} <= set(rows[0])
+    assert {"loss/d_gan", "loss/g_gan", "loss/d_info", "loss/g_info", "L_I/c1", "L_I/c2"} <= set(rows[0])
 
 
 def test_sample_grid_has_one_row_per_category(tmp_path):
     from PIL import Image
 
-    m = InfoGANFamily.build({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
+    m = build_infogan({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
     draw_pictures(m, tmp_path)
     im = Image.open(tmp_path / "samples.png")
     assert im.size == (10 * 30 + 2, 10 * 30 + 2)

@@ -121,15 +121,15 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 
 class NaNAt:
+    """A loss hook that poisons the G phase of one step (1-based)."""
+
     def __init__(self, step):
-        self.step, self.calls = step, 0
+        self.step = step
 
     @hookimpl
-    def loss_terms(self, phase):
-        if phase == "g":
-            self.calls += 1
-            if self.calls == self.step:
-                return {"poison": torch.tensor(float("nan"))}
+    def loss_terms(self, phase, step):
+        if phase == "g" and step == self.step - 1:
+            return {"poison": torch.tensor(float("nan"))}
         return None
 
 
@@ -141,6 +141,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny
             Trainer(cfg, out_dir=tmp_path / "run", device="cpu", progress=False, data=blobs).run()
     msg = str(e.value)
     assert "step 5" in msg and "phase 'g'" in msg and "poison=nan" in msg and e.value.exit_code == 3
+    assert "weights of step 4 (before the bad update) are saved" in msg
     assert describe(tmp_path / "run" / "checkpoint.safetensors")["step"] == 4
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
@@ -236,19 +237,20 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(m
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.dictionaries(st.sampled_from(["genzoo.format", "genzoo.family", "genzoo.arch", "genzoo.codes",
+@given(st.dictionaries(st.sampled_from(["genzoo.format", "genzoo.family", "genzoo.model", "genzoo.arch", "genzoo.codes",
                                         "genzoo.modules", "genzoo.image_shape", "genzoo.metrics",
                                         "genzoo.config", "genzoo.step"]),
                        st.one_of(st.text(max_size=20), json_values.map(json.dumps)), max_size=9),
        st.dictionaries(st.text(max_size=6), json_values, max_size=3))
 def test_metadata_reader_fuzz(tmp_path_factory, meta, tensors):
     from genzoo_infogan.checkpoint import build_from_info
+    from genzoo_infogan.host import get_host
 
     header = {"__metadata__": meta, **{f"t{k}": v for k, v in tensors.items()}}
     raw = json.dumps(header).encode()
     p = tmp_path_factory.mktemp("fuzz") / "m.safetensors"
     p.write_bytes(struct.pack("<Q", len(raw)) + raw)
     try:
-        build_from_info(describe(p))
+        build_from_info(describe(p), get_host().registry())
     except UserError as e:
         assert str(e)
