@@ -30,6 +30,10 @@ image), and the centre moves over ``[-POSITION_SPAN, POSITION_SPAN]`` = [-0.7, 0
 half-image: as in dSprites, shapes stay inside the image, except that a large shape at an extreme
 position touches the border and a rotated square's corners can be cut. Pixels are 0 or 1 (float), one channel; sizes 64 (the standard) or 32 (CPU-sized).
 Rendering is a pure function of the factors: the same factors always give the same pixels.
+
+:class:`Sprites` follows :class:`genzoo_infogan.disentangle.GroundTruth` (factor names and sizes,
+``categorical = (0,)`` for the shape, the two samplers and ``render``), so the disentanglement
+metrics score models trained on it; :func:`load_sprites` puts one in ``ImageData.truth``.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class Sprites:
 
     factor_names = FACTOR_NAMES
     factor_sizes = FACTOR_SIZES
+    categorical = (0,)   # shape
 
     def __init__(self, size: int = 64, chunk: int = 256):
         size = int(size)
@@ -102,19 +107,19 @@ class Sprites:
             raise ValueError(f"factor indices out of range; sizes are {dict(zip(FACTOR_NAMES, FACTOR_SIZES))}")
         return factors
 
-    def sample_factors(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_factors(self, n: int, rng: torch.Generator | None = None) -> torch.Tensor:
         """``(n, 5)`` long: each factor uniform over its grid, independently."""
-        return torch.stack([torch.randint(0, k, (int(n),), generator=generator) for k in FACTOR_SIZES], dim=1)
+        return torch.stack([torch.randint(0, k, (int(n),), generator=rng) for k in FACTOR_SIZES], dim=1)
 
     def sample_fixed(self, n: int, factor_index: int, value: int,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     rng: torch.Generator | None = None) -> torch.Tensor:
         """``(n, 5)`` long: factor ``factor_index`` held at ``value``, the others uniform."""
         if not 0 <= int(factor_index) < len(FACTOR_SIZES):
             raise ValueError(f"factor_index must be in 0..{len(FACTOR_SIZES) - 1}, got {factor_index}")
         if not 0 <= int(value) < FACTOR_SIZES[factor_index]:
             raise ValueError(f"factor {FACTOR_NAMES[factor_index]!r} takes 0..{FACTOR_SIZES[factor_index] - 1}, "
                              f"got {value}")
-        f = self.sample_factors(n, generator)
+        f = self.sample_factors(n, rng)
         f[:, int(factor_index)] = int(value)
         return f
 
@@ -154,9 +159,9 @@ class Sprites:
                 inside[idx] = _inside(k, u[idx], v[idx])
         return inside.float().view(-1, 1, self.size, self.size)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, n: int, rng: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(images, factors)`` for ``n`` factor draws."""
-        f = self.sample_factors(n, generator)
+        f = self.sample_factors(n, rng)
         return self.render(f), f
 
 
@@ -173,15 +178,27 @@ def _inside(shape: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 def load_sprites(cfg: dict):
     """The ``sprites`` dataset: ``data.limit`` (default 20,000) random grid points, seeded by
-    ``data.seed`` (default 0), rendered at ``data.size`` (0 = 64; 32 or 64)."""
+    ``data.seed`` (default 0), rendered at ``data.size`` (0 = 64; 32 or 64). The data's ``truth``
+    is the :class:`Sprites` grid it was drawn from."""
     from .data import ImageData
 
-    size = int(cfg.get("size") or 64)
+    try:
+        size = int(cfg.get("size") or 64)
+        n = int(cfg.get("limit") or 20000)
+        seed = int(cfg.get("seed", 0) or 0)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"dataset 'sprites': data.size, data.limit and data.seed must be integers ({e})") from None
     if size not in SIZES:
         raise UserError(f"dataset 'sprites' renders 32x32 or 64x64 images: set data.size to 32 or 64, got {size}")
-    n = int(cfg.get("limit") or 20000)
-    seed = int(cfg.get("seed", 0) or 0)
+    if n < 0:
+        raise UserError(f"dataset 'sprites': data.limit must be 0 (the default, 20,000 images) or more, got {n}")
     sprites = Sprites(size)
     factors = sprites.sample_factors(n, torch.Generator().manual_seed(seed))
     return ImageData(sprites.render(factors), None, "sprites",
-                     f"{n} procedural dSprites images at {size}x{size} (seed {seed})", factors)
+                     f"{n} procedural dSprites images at {size}x{size} (seed {seed})", factors, sprites)
+
+
+DATASETS = (
+    ("sprites", load_sprites,
+     "procedural dSprites: 3 shapes x 6 scales x 40 rotations x 32 x 32 positions (64x64 or 32x32)"),
+)

@@ -7,7 +7,8 @@ from importlib.resources import files
 from genzoo_infogan import hookimpl
 from genzoo_infogan.codes import BUILTIN_CODE_TYPES
 from genzoo_infogan.data import DATASETS as IMAGE_DATASETS
-from genzoo_infogan.sprites import load_sprites
+from genzoo_infogan.render3d import DATASETS as RENDER3D_DATASETS
+from genzoo_infogan.sprites import DATASETS as SPRITE_DATASETS
 
 
 @hookimpl
@@ -18,10 +19,8 @@ def register_code_types(register):
 
 @hookimpl
 def register_datasets(register):
-    for name, loader, description in IMAGE_DATASETS:
+    for name, loader, description in (*IMAGE_DATASETS, *SPRITE_DATASETS, *RENDER3D_DATASETS):
         register(name, loader, description)
-    register("sprites", load_sprites,
-             "procedural dSprites: 3 shapes x 6 scales x 40 rotations x 32 x 32 positions (64x64 or 32x32)")
 
 
 @hookimpl
