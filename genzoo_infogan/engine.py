@@ -401,6 +401,8 @@ class Trainer:
         (on one process), so the G phase does not compute weight gradients for D.
         """
         x = self._next_batch()
+        # batch-norm statistics before this step: a forward pass that blows up corrupts them
+        self._buffers_before = [b.clone() for b in self.model.buffers()]
         step_metrics: dict[str, torch.Tensor] = {}
         fwd = self.ddp if self.ddp is not None else self.compiled
         for phase in self.model.phases:
@@ -438,6 +440,9 @@ class Trainer:
         what = (", ".join(f"{k}={v}" for k, v in bad.items()) if bad
                 else f"finite losses but non-finite gradients (norm {float(grad_norm)})")
         kept = ""
+        with torch.no_grad():
+            for b, old in zip(self.model.buffers(), self._buffers_before):
+                b.copy_(old)
         if self.is_main:
             state = self.model.state_dict().values()
             if all(torch.isfinite(t).all() for t in state if t.is_floating_point()):
