@@ -500,9 +500,12 @@ class Trainer:
                         progress.update(task, **progress_fields(latest, self.model.codes))
                     progress.update(task, completed=self.step)
                     if t["eval_every"] and self.step % t["eval_every"] == 0 and self.step < total:
+                        t_eval = time.perf_counter()
                         last_eval = self.evaluate()
                         if metrics_file is not None:
-                            metrics_file.write(json.dumps({"step": self.step, "eval": last_eval}) + "\n")
+                            record = {"step": self.step, "time": round(time.perf_counter() - start_time, 3),
+                                      "eval_seconds": round(time.perf_counter() - t_eval, 3), "eval": last_eval}
+                            metrics_file.write(json.dumps(record) + "\n")
                             metrics_file.flush()
                     if log["sample_every"] and self.step % log["sample_every"] == 0 and self.step < total:
                         self.draw(tag=f"step_{self.step:06d}")

@@ -83,7 +83,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .data import ImageData
 from .errors import UserError
+from .images import save_grid
 
 SIZES = (32, 64)
 AMBIENT = 0.2
@@ -525,15 +527,11 @@ class Chairs3D(_Scene):
 
 def save_factor_picture(truth: _Scene, path, scale: int = 2):
     """A picture of the grid (:meth:`_Scene.sweep`): one row per factor, that factor swept across."""
-    from .images import save_grid
-
     return save_grid(truth.render(truth.sweep()), path, nrow=max(truth.factor_sizes), scale=scale)
 
 
 # -- the data sets ---------------------------------------------------------------------------------
 def _load(cls, cfg: dict):
-    from .data import ImageData
-
     name = cls.name
     try:
         size = int(cfg.get("size") or 32)

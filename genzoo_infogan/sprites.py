@@ -42,6 +42,7 @@ import math
 
 import torch
 
+from .data import ImageData
 from .errors import UserError
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "pos_x", "pos_y")
@@ -180,8 +181,6 @@ def load_sprites(cfg: dict):
     """The ``sprites`` dataset: ``data.limit`` (default 20,000) random grid points, seeded by
     ``data.seed`` (default 0), rendered at ``data.size`` (0 = 64; 32 or 64). The data's ``truth``
     is the :class:`Sprites` grid it was drawn from."""
-    from .data import ImageData
-
     try:
         size = int(cfg.get("size") or 64)
         n = int(cfg.get("limit") or 20000)

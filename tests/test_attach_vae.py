@@ -1,4 +1,4 @@
-"""Info codes on other models: attach_info_codes (the README example) and the VAE variant."""
+"""Info codes on other models: attach_info_codes (the plugin guide's example) and the VAE variant."""
 
 from __future__ import annotations
 
@@ -21,27 +21,27 @@ from genzoo_infogan.plugins.vae import VAEFamily, VAESettings
 
 from conftest import loss_terms
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 
 
 def build_vae(table, codes, image_shape):
     return VAEFamily.build(settings_from_table(VAESettings, table), codes, image_shape)
 
 
-def readme_example(heading: str) -> str:
-    text = README.read_text()
+def guide_example(heading: str) -> str:
+    text = GUIDE.read_text()
     section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert blocks, f"no python example under {heading!r}"
     return blocks[-1]
 
 
-def test_readme_attach_example_runs_and_its_l_i_rises(tmp_path, monkeypatch):
+def test_the_guides_one_phase_example_runs_and_its_l_i_rises(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ns: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        exec(compile(readme_example("Attach info codes to your model"), "README.md", "exec"), ns)
+        exec(compile(guide_example("A one-phase model with info codes"), "docs/plugins.md", "exec"), ns)
     rows = [json.loads(l) for l in (tmp_path / "runs/tiny-codes/metrics.jsonl").read_text().splitlines()]
     li = [r["L_I/c1"] for r in rows if "L_I/c1" in r]
     assert not any("gap_real/c1" in r for r in rows)  # the real-data terms are off by default
@@ -157,3 +157,26 @@ def test_vae_cat_recon_grad_decides_whether_reconstruction_trains_q(cat_recon_gr
         out = m.phase_outputs("vae", x, torch.Generator().manual_seed(0))
         out.losses["kl_codes"].backward()
         assert last.weight.grad[:10].abs().sum() > 0
+
+
+def test_a_loss_computed_in_bf16_is_named_once_and_added_in_fp32(tmp_path):
+    """The engine runs phases under bf16 autocast; a family whose loss comes back in bf16 hears so."""
+    import io
+
+    from rich.console import Console
+
+    console_out = io.StringIO()
+    ns: dict = {"__name__": "__main__"}
+    code = guide_example("A one-phase model with info codes").replace('"precision": "fp32"', '"precision": "bf16"')
+    code = code.replace("moments = (fake.float().mean(0) - x.float().mean(0)).pow(2).sum()",
+                        "moments = (fake.bfloat16().mean(0) - x.bfloat16().mean(0)).pow(2).sum()")
+    code = code.replace('"steps": 150', '"steps": 3').replace('out_dir="runs/tiny-codes"', f'out_dir={str(tmp_path / "b")!r}')
+    code = code.replace("force=True, registry=registry)", "force=True, registry=registry, console=CONSOLE)")
+    ns["CONSOLE"] = Console(file=console_out, width=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(code, "docs/plugins.md", "exec"), ns)
+    said = console_out.getvalue()
+    assert said.count("loss 'moments' of phase 'g' was computed in torch.bfloat16") == 1, said
+    rows = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert all(isinstance(r["loss/g_moments"], float) for r in rows if "loss/g_moments" in r)

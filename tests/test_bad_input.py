@@ -4,14 +4,11 @@ real divergence, precision, and a fuzzer over the whole command line."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import struct
 import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
 import torch

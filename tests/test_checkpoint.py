@@ -189,6 +189,11 @@ def test_family_not_installed_names_family_and_plugin(run_dir, monkeypatch, tmp_
     assert "needs model family 'infogan', which is not installed" in text
     assert "plugin infogan (built-in)" in text and "GENZOO_DISABLE_PLUGINS blocks" in text
     assert not (tmp_path / "s.png").exists()
+    # inspect reads the metadata of any genzoo file, and says which plugin the family needs
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["inspect", str(run_dir / "model.safetensors")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "not installed: provided by plugin infogan (built-in)" in text and "cat:10" in text
 
 
 def test_eval_json_and_plot(run_dir, tmp_path):

@@ -55,3 +55,27 @@ def test_messages_with_brackets_print_as_written(tmp_path):
     assert "[model] noise must be 'gaussian' or 'uniform', got 'laplace'" in text
     assert "Traceback" not in res.output
     assert not (tmp_path / "run").exists()
+
+
+def test_the_progress_line_keeps_its_essentials_at_80_columns():
+    import io
+
+    from rich.console import Console
+
+    from genzoo_infogan.codes import CodeSet
+    from genzoo_infogan.engine import make_progress, progress_fields
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=80, force_terminal=True, color_system=None, legacy_windows=False)
+    progress = make_progress(True, console)
+    metrics = {"loss/d_gan": 1.072, "loss/d_info_aug": -2.077, "loss/d_info_real": 0.069, "loss/g_gan": 1.112,
+               "L_I/c1": 2.2981, "L_I/c2": 0.51, "L_I/c3": 0.49}
+    task = progress.add_task("infogan-mnist", total=3000, completed=0, head="", info="")
+    progress.update(task, completed=1500, **progress_fields(metrics, CodeSet.parse("cat:10,uniform*2")))
+    console.print(progress.get_renderable())
+    lines = [line.rstrip() for line in buf.getvalue().splitlines() if line.strip()]
+    top = lines[-2]
+    assert len(top) <= 80
+    for part in ("infogan-mnist", "1500/3000", "it/s", "L_I c1 2.30"):
+        assert part in top, (part, top)
+    assert lines[-1].strip().startswith("d_gan 1.072")  # the other readouts, on a line of their own
