@@ -42,10 +42,17 @@ def test_every_python_block_in_the_readme_runs(index, tmp_path, monkeypatch):
 
 
 def readme_commands() -> list[str]:
-    lines = []
-    for block in re.findall(r"```\n(.*?)```", README, re.S):
-        lines += [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("genzoo ")]
-    lines += re.findall(r"`(genzoo [^`]*)`", README)
+    """`genzoo` lines of the README's plain code blocks, and `genzoo ...` spans in its text."""
+    lines, fence, prose = [], None, []
+    for line in README.splitlines():
+        if line.startswith("```"):
+            fence = None if fence is not None else line[3:].strip()
+            continue
+        if fence == "" and line.startswith("genzoo "):
+            lines.append(line.split("#")[0].strip())
+        elif fence is None:
+            prose.append(line)
+    lines += re.findall(r"`(genzoo [^`]*)`", "\n".join(prose))
     return lines
 
 
