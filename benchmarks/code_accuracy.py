@@ -22,9 +22,9 @@ import torch
 
 
 def main(argv=None) -> int:
-    from genzoo_infogan.cli import find_recipe
-    from genzoo_infogan.config import resolve
+    from genzoo_infogan.config import find_recipe, resolve
     from genzoo_infogan.engine import Trainer
+    from genzoo_infogan.host import default_registry
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default="infogan-mnist")
@@ -41,7 +41,8 @@ def main(argv=None) -> int:
         overrides = list(args.overrides) + [f"seed={seed}", "log.sample_every=0", "log.checkpoint_every=0"]
         if args.steps:
             overrides.append(f"train.steps={args.steps}")
-        config = resolve(find_recipe(args.recipe), overrides)
+        registry = default_registry()
+        config = resolve(find_recipe(args.recipe, registry), registry, overrides)
         t0, c0 = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

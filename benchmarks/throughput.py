@@ -78,11 +78,10 @@ def timed(fn, steps):
 
 
 def main(argv=None) -> int:
-    from genzoo_infogan.cli import find_recipe
-    from genzoo_infogan.config import resolve
+    from genzoo_infogan.config import find_recipe, resolve, settings_from_table
     from genzoo_infogan.data import load_dataset
     from genzoo_infogan.engine import Trainer
-    from genzoo_infogan.host import get_host
+    from genzoo_infogan.host import default_registry
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -96,13 +95,14 @@ def main(argv=None) -> int:
 
     base = [f"train.precision={args.precision}", "data.download=false",
             f"train.compile={'true' if args.compile else 'false'}", *args.overrides]
-    config = resolve(find_recipe("infogan-mnist"), base)
+    registry = default_registry()
+    config = resolve(find_recipe("infogan-mnist", registry), registry, base)
     # The textbook objective: the reference step's own work (no real-data or invariance terms, no
     # translation of D's inputs), so its ratio compares like with like.
-    paper = resolve(find_recipe("infogan-mnist"), [*PAPER_OBJECTIVE, *base])
+    paper = resolve(find_recipe("infogan-mnist", registry), registry, [*PAPER_OBJECTIVE, *base])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        data = load_dataset(config["data"])
+        data = load_dataset(config["data"], registry)
     import tempfile
 
     trainers = {name: Trainer(cfg, out_dir=tempfile.mkdtemp(prefix="genzoo-tp-"), device=args.device,
@@ -112,7 +112,8 @@ def main(argv=None) -> int:
         tr._setup()
     trainer = trainers["recipe"]
     batch = config["train"]["batch_size"]
-    ref_model = get_host().families()["infogan"].build(config["model"], trainer.model.codes, data.image_shape)
+    family = registry.family("infogan")
+    ref_model = family.build(settings_from_table(family.settings, config["model"]), trainer.model.codes, data.image_shape)
     ref_model.load_state_dict(trainer.model.state_dict())
     ref_model.to(trainer.device).train()
     ref = reference_step_fn(ref_model, data.images.to(trainer.device), batch, torch.Generator().manual_seed(0))
