@@ -201,9 +201,9 @@ class Trainer:
         settings = settings_from_table(family.settings, cfg["model"])
         try:
             self.model = family.build(settings, codes, self.data.image_shape).to(self.device)
-        except ValueError as e:
+        except (ValueError, RuntimeError, MemoryError) as e:  # a bad combination, or one too big to allocate
             raise UserError(f"family {cfg['family']!r} cannot build a model for {self.data.image_shape} "
-                            f"images with [model] {cfg['model']}: {e}") from None
+                            f"images with [model] {cfg['model']}: {type(e).__name__}: {str(e)[:300]}") from None
         b = cfg["train"]["batch_size"]
         if b * self.world > len(self.data):
             raise UserError(f"train.batch_size={b} x {self.world} process(es) is larger than the dataset "
@@ -436,7 +436,7 @@ class Trainer:
     def _stop_non_finite(self, phase: str, losses: dict, grad_norm: torch.Tensor):
         """Stop with exit 3, keeping the last finite state: the weights before this step (the bad
         update was not applied) if they are finite, else the last checkpoint."""
-        bad = {k: float(v) for k, v in losses.items() if not torch.isfinite(v.detach())}
+        bad = {k: float(v.detach()) for k, v in losses.items() if not torch.isfinite(v.detach())}
         what = (", ".join(f"{k}={v}" for k, v in bad.items()) if bad
                 else f"finite losses but non-finite gradients (norm {float(grad_norm)})")
         kept = ""
@@ -450,7 +450,8 @@ class Trainer:
                 kept = f". The weights of step {self.step} (before the bad update) are saved in {self.out}"
             elif (self.out / "checkpoint.safetensors").exists():
                 kept = f". The last good checkpoint is kept in {self.out}"
-            kept += "; continue with a smaller learning rate: genzoo run --resume " + str(self.out) + " --set train.lr..."
+            kept += (f"; continue with a smaller learning rate: genzoo run --resume {self.out} "
+                     f"--set train.lr.{phase}=...")
         raise TrainingStopped(f"non-finite loss at step {self.step + 1}, phase {phase!r}: {what}{kept}", EXIT_NAN)
 
     def _require_grad(self, phase: str | None) -> None:

@@ -59,8 +59,8 @@ class InfoGANSettings:
 
     def __post_init__(self) -> None:
         checks = [
-            ("noise_dim", self.noise_dim >= 0, "0 or more"),
-            ("q_hidden", self.q_hidden >= 0, "0 or more"),
+            ("noise_dim", 0 <= self.noise_dim <= 4096, "between 0 and 4096"),
+            ("q_hidden", 0 <= self.q_hidden <= 65536, "between 0 and 65536"),
             ("augment", self.augment in ("none", "translate"), "'none' or 'translate'"),
             ("translate_px", 0 <= self.translate_px <= 16, "between 0 and 16"),
             ("r1", self.r1 >= 0, "0 (off) or more"),

@@ -70,8 +70,8 @@ class VAESettings:
     cat_recon_grad: bool = True   # false: the reconstruction does not train Q's categorical logits
 
     def __post_init__(self) -> None:
-        checks = [("noise_dim", self.noise_dim >= 1, "at least 1 (the size of z)"),
-                  ("q_hidden", self.q_hidden >= 0, "0 or more"),
+        checks = [("noise_dim", 1 <= self.noise_dim <= 4096, "between 1 and 4096 (the size of z)"),
+                  ("q_hidden", 0 <= self.q_hidden <= 65536, "between 0 and 65536"),
                   ("beta", self.beta >= 0, "0 or more"), ("gamma", self.gamma >= 0, "0 or more"),
                   ("temperature", self.temperature > 0, "above 0"),
                   ("net", self.net in ("auto", "mnist", "color32", "conv64"), "auto, mnist, color32 or conv64")]
