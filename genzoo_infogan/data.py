@@ -162,6 +162,29 @@ def load_svhn(cfg: dict) -> ImageData:
     return ImageData(x, torch.from_numpy(ds.labels).long() % 10, "svhn", f"SVHN in {root}")
 
 
+def rendered_dataset(name: str, make_truth: Callable[[int], Any], cfg: dict, default_size: int,
+                     sizes: tuple[int, ...], what: str) -> ImageData:
+    """A data set drawn from a renderer with known factors (sprites, heads3d, chairs3d):
+    ``data.limit`` (default 20,000) random grid points, seeded by ``data.seed`` (default 0), rendered
+    at ``data.size`` (0 = ``default_size``). ``make_truth(size)`` returns the factor grid and renderer
+    (a ``disentangle.GroundTruth``), which the data carries as ``truth``."""
+    try:
+        size = int(cfg.get("size") or default_size)
+        n = int(cfg.get("limit") or 20000)
+        seed = int(cfg.get("seed", 0) or 0)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"dataset {name!r}: data.size, data.limit and data.seed must be integers ({e})") from None
+    if size not in sizes:
+        raise UserError(f"dataset {name!r} renders {' or '.join(f'{s}x{s}' for s in sizes)} images: set data.size to "
+                        f"{' or '.join(str(s) for s in sizes)}, got {size}")
+    if n < 0:
+        raise UserError(f"dataset {name!r}: data.limit must be 0 (the default, 20,000 images) or more, got {n}")
+    truth = make_truth(size)
+    factors = truth.sample_factors(n, torch.Generator().manual_seed(seed))
+    return ImageData(truth.render(factors), None, name, f"{n} {what} images at {size}x{size} (seed {seed})",
+                     factors, truth)
+
+
 def load_dataset(cfg: dict, registry) -> ImageData:
     """The dataset a recipe's ``[data]`` table names, from the registry's loaders."""
     entry = registry.dataset(cfg.get("name", ""))

@@ -83,7 +83,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .data import ImageData
+from .data import rendered_dataset
 from .errors import UserError
 from .images import save_grid
 
@@ -532,21 +532,7 @@ def save_factor_picture(truth: _Scene, path, scale: int = 2):
 
 # -- the data sets ---------------------------------------------------------------------------------
 def _load(cls, cfg: dict):
-    name = cls.name
-    try:
-        size = int(cfg.get("size") or 32)
-        n = int(cfg.get("limit") or 20000)
-        seed = int(cfg.get("seed", 0) or 0)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"dataset {name!r}: data.size, data.limit and data.seed must be integers ({e})") from None
-    if size not in SIZES:
-        raise UserError(f"dataset {name!r} renders 32x32 or 64x64 images: set data.size to 32 or 64, got {size}")
-    if n < 0:
-        raise UserError(f"dataset {name!r}: data.limit must be 0 (the default, 20,000 images) or more, got {n}")
-    truth = cls(size)
-    factors = truth.sample_factors(n, torch.Generator().manual_seed(seed))
-    return ImageData(truth.render(factors), None, name,
-                     f"{n} procedural {name} images at {size}x{size} (seed {seed})", factors, truth)
+    return rendered_dataset(cls.name, cls, cfg, 32, SIZES, f"procedural {cls.name}")
 
 
 def load_heads3d(cfg: dict):

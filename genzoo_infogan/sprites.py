@@ -42,7 +42,7 @@ import math
 
 import torch
 
-from .data import ImageData
+from .data import rendered_dataset
 from .errors import UserError
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "pos_x", "pos_y")
@@ -181,20 +181,7 @@ def load_sprites(cfg: dict):
     """The ``sprites`` dataset: ``data.limit`` (default 20,000) random grid points, seeded by
     ``data.seed`` (default 0), rendered at ``data.size`` (0 = 64; 32 or 64). The data's ``truth``
     is the :class:`Sprites` grid it was drawn from."""
-    try:
-        size = int(cfg.get("size") or 64)
-        n = int(cfg.get("limit") or 20000)
-        seed = int(cfg.get("seed", 0) or 0)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"dataset 'sprites': data.size, data.limit and data.seed must be integers ({e})") from None
-    if size not in SIZES:
-        raise UserError(f"dataset 'sprites' renders 32x32 or 64x64 images: set data.size to 32 or 64, got {size}")
-    if n < 0:
-        raise UserError(f"dataset 'sprites': data.limit must be 0 (the default, 20,000 images) or more, got {n}")
-    sprites = Sprites(size)
-    factors = sprites.sample_factors(n, torch.Generator().manual_seed(seed))
-    return ImageData(sprites.render(factors), None, "sprites",
-                     f"{n} procedural dSprites images at {size}x{size} (seed {seed})", factors, sprites)
+    return rendered_dataset("sprites", Sprites, cfg, 64, SIZES, "procedural dSprites")
 
 
 DATASETS = (
