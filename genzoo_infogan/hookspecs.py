@@ -27,12 +27,15 @@ def register_families(register):
 
     * ``name`` (str): the name recipes and checkpoints use (``family = "infogan"``);
     * ``description`` (str): one line for ``genzoo plugins``;
-    * ``default_arch()`` -> dict: the architecture settings a recipe's ``[model]`` table may set;
-    * ``build(arch: dict, codes: CodeSet, image_shape: tuple[int, int, int])`` ->
-      :class:`genzoo_infogan.model.GenerativeModel`.
+    * ``phases`` (tuple of str): the training phases in order, each with its own optimizer and
+      learning rate (``[train] lr = {d = 2e-4, g = 1e-3}``);
+    * ``settings``: a dataclass, the recipe's ``[model]`` table with its defaults in one place;
+    * ``build(settings, codes: CodeSet, image_shape: tuple[int, int, int])`` ->
+      :class:`genzoo_infogan.model.GenerativeModel`, whose ``phase_outputs`` returns a
+      :class:`~genzoo_infogan.model.PhaseOutput`.
 
-    ``arch`` must be JSON-serialisable: it is stored in checkpoints, and ``build`` must rebuild
-    the same network from it with no recipe at hand.
+    ``settings`` is stored in checkpoints as JSON, and ``build`` must rebuild the same network from
+    it with no recipe at hand. docs/plugins.md has a complete example.
     """
 
 
@@ -86,21 +89,14 @@ def loss_terms(phase, model, outputs, config, step):
 
     Called by the engine once per phase and step, after the family computed its own losses.
     ``phase`` is the phase name (``"d"``, ``"g"``, ``"vae"``, ...), ``model`` the
-    :class:`~genzoo_infogan.model.GenerativeModel`, ``outputs`` the dict the family returned for
-    this phase, ``config`` the resolved recipe (a dict), ``step`` the number of training steps
-    already done (0 on the first), for terms with a schedule. An implementation may take only the
-    arguments it needs.
+    :class:`~genzoo_infogan.model.GenerativeModel`, ``outputs`` the phase's
+    :class:`~genzoo_infogan.model.PhaseOutput`, ``config`` the resolved recipe (a dict), ``step``
+    the number of training steps already done (0 on the first), for terms with a schedule. An
+    implementation may take only the arguments it needs.
 
-    Return a dict ``{name: scalar tensor}`` of terms to add to the phase's loss, or ``None``.
-    Detached scalars to log may be put in ``outputs["metrics"]`` (a dict). This is how info codes
-    reach any family: a family that puts ``outputs["info"] = {"q": Q parameters, "c": code
-    values}`` gets the mutual-information term from the built-in ``infocodes`` plugin; one that
-    also puts ``outputs["info_real"] = {"q": Q parameters on real images}`` (or a callable that
-    returns them), and ``"q_aug"``: Q on a randomly transformed copy of that batch (or a callable
-    that takes :func:`~genzoo_infogan.images.random_affine`'s ranges as keyword arguments and
-    returns it), gets the recipe's real-data terms for categorical codes (``[info] real_balance``,
-    ``real_confidence``, ``real_invariance``, ``invariance_affine``). One that puts
-    ``outputs["contrastive"] = (logits, k)`` (or a callable that returns them) gets InfoGAN-CR's
-    contrastive term: ``[info] contrastive`` times the cross-entropy of ``logits`` against ``k``,
-    the index of the code a pair of generated images shares.
+    Return a dict ``{name: scalar tensor}`` of terms to add to the phase's loss, or ``None``; put
+    detached scalars to log in ``outputs.metrics``. This is how info codes reach any family: the
+    built-in ``infocodes`` plugin turns ``outputs.generated`` (Q's reading of images generated from
+    known codes) into ``-sum_i lambda_i L_I_i``, and ``outputs.real`` (Q's reading of the real
+    batch) into the recipe's optional real-data terms.
     """
