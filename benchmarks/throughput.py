@@ -1,21 +1,30 @@
 """Images per second of the real infogan-mnist training step, beside a plain fp32 reference step.
 
-    python benchmarks/throughput.py [--device cpu|cuda] [--steps 30] [--warmup 5] [--precision auto]
+    python benchmarks/throughput.py [--device cpu|cuda] [--steps 20] [--repeats 5] [--precision auto]
 
-The engine's step (``Trainer.train_step``: the code path `genzoo run` uses, with its autocast,
-frozen-D generator phase and foreach Adam) and a reference step written here (the same networks
-and batch, eager fp32, two plain Adam optimizers, the textbook InfoGAN update) are timed in the
-same process, alternating blocks, so a shared machine's drift hits both alike. The engine is timed
-twice: with the textbook objective that the reference step computes (``engine_img_per_s`` and
-``speedup``: like with like) and with the recipe's whole objective, which adds Q on transformed
-real and fake images (``recipe_objective_*``). Prints JSON with img/s for each, the ratios, the
-device, dtype and thread count.
+Timed in one process, in blocks of ``--steps`` steps, each round running every variant once in a
+random order, ``--repeats`` rounds (so a shared machine's drift hits all alike); each figure is the
+median over rounds, with the spread (min, max):
+
+* ``reference_fp32``: a step written here with PyTorch's defaults: the same networks and batch,
+  eager fp32, two Adam optimizers as PyTorch builds them, the textbook InfoGAN update with the
+  recipe's continuous-code weight and, as the engine, a fresh G forward for each phase;
+* ``engine_paper``: the engine's step (``Trainer.train_step``, the code path of `genzoo run`) on
+  the same textbook objective, at ``--precision``; ``engine_paper_fp32``: the same in fp32;
+  ``engine_paper_no_foreach``: the same with the engine's Adam ``foreach`` off (each lever's share);
+* ``engine_recipe``: the engine on the recipe's whole objective (Q also on transformed real and
+  generated batches), at ``--precision``.
+
+Prints JSON: img/s per variant (median, min, max) and each one's speed-up over the reference.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
+import statistics
+import tempfile
 import time
 import warnings
 
@@ -23,12 +32,12 @@ import torch
 import torch.nn.functional as F
 
 
-def reference_step_fn(model, images, batch, gen, lr_d=2e-4, lr_g=1e-3):
-    """The plain InfoGAN update, eager fp32, written out by hand."""
+def reference_step_fn(model, images, batch, rng, lr_d=2e-4, lr_g=1e-3, lambda_cat=1.0, lambda_cont=0.05):
+    """The plain InfoGAN update, eager fp32, PyTorch's default Adam, written out by hand."""
     codes = model.codes
     d_params = [*model.trunk.parameters(), *model.d_head.parameters(), *model.q_head.parameters()]
-    opt_d = torch.optim.Adam(d_params, lr=lr_d, betas=(0.5, 0.999), foreach=False)
-    opt_g = torch.optim.Adam(model.generator.parameters(), lr=lr_g, betas=(0.5, 0.999), foreach=False)
+    opt_d = torch.optim.Adam(d_params, lr=lr_d, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(model.generator.parameters(), lr=lr_g, betas=(0.5, 0.999))
     n = len(images)
     dev = images.device
 
@@ -36,25 +45,31 @@ def reference_step_fn(model, images, batch, gen, lr_d=2e-4, lr_g=1e-3):
         total = 0.0
         for name, spec in codes:
             if spec.discrete:
-                total = total + F.cross_entropy(q[name]["logits"], c[name])
+                total = total + lambda_cat * F.cross_entropy(q[name]["logits"], c[name])
             else:
-                total = total - 0.1 * torch.distributions.Normal(q[name]["mean"], q[name]["std"]).log_prob(c[name]).mean()
+                log_q = torch.distributions.Normal(q[name]["mean"], q[name]["std"]).log_prob(c[name])
+                total = total - lambda_cont * log_q.mean()
         return total
 
+    def draw():
+        noise = torch.randn(batch, model.noise_dim, generator=rng).to(dev)
+        return noise, {k: v.to(dev) for k, v in codes.sample(batch, rng).items()}
+
     def step():
-        idx = torch.randint(0, n, (batch,), generator=gen)
+        idx = torch.randint(0, n, (batch,), generator=rng)
         x = images[idx.to(dev)]
-        noise = torch.randn(batch, model.noise_dim, generator=gen).to(dev)
-        c = {k: v.to(dev) for k, v in codes.sample(batch, gen).items()}
-        fake = model.generate(noise, c)
-        f_real, f_fake = model.trunk(x), model.trunk(fake.detach())
+        noise, c = draw()
+        with torch.no_grad():
+            fake = model.generate(noise, c)
+        f_real, f_fake = model.trunk(x), model.trunk(fake)
         r, f = model.d_head(f_real), model.d_head(f_fake)
         loss_d = (F.binary_cross_entropy_with_logits(r, torch.ones_like(r))
                   + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)) + info(model.q_head(f_fake), c))
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
-        feats = model.trunk(fake)
+        noise, c = draw()
+        feats = model.trunk(model.generate(noise, c))
         out = model.d_head(feats)
         loss_g = F.binary_cross_entropy_with_logits(out, torch.ones_like(out)) + info(model.q_head(feats), c)
         opt_g.zero_grad()
@@ -68,74 +83,90 @@ PAPER_OBJECTIVE = ["info.real_balance=0", "info.real_invariance=0", "info.fake_i
                    "model.augment=none"]
 
 
-def timed(fn, steps):
+def sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, steps, device):
+    sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    sync(device)
     return time.perf_counter() - t0
 
 
 def main(argv=None) -> int:
     from genzoo_infogan.config import find_recipe, resolve, settings_from_table
     from genzoo_infogan.data import load_dataset
-    from genzoo_infogan.engine import Trainer
+    from genzoo_infogan.engine import Trainer, cpu_supports_bf16
     from genzoo_infogan.host import default_registry
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="auto")
-    ap.add_argument("--steps", type=int, default=30, help="timed steps per block")
-    ap.add_argument("--blocks", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per block")
+    ap.add_argument("--repeats", type=int, default=5, help="rounds of blocks, each in a random order")
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the block order")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
 
-    base = [f"train.precision={args.precision}", "data.download=false",
-            f"train.compile={'true' if args.compile else 'false'}", *args.overrides]
     registry = default_registry()
-    config = resolve(find_recipe("infogan-mnist", registry), registry, base)
-    # The textbook objective: the reference step's own work (no real-data or invariance terms, no
-    # translation of D's inputs), so its ratio compares like with like.
-    paper = resolve(find_recipe("infogan-mnist", registry), registry, [*PAPER_OBJECTIVE, *base])
+    base = ["data.download=false", *args.overrides]
+    recipe = find_recipe("infogan-mnist", registry)
+    configs = {
+        "engine_paper": resolve(recipe, registry, [*PAPER_OBJECTIVE, *base, f"train.precision={args.precision}"]),
+        "engine_paper_fp32": resolve(recipe, registry, [*PAPER_OBJECTIVE, *base, "train.precision=fp32"]),
+        "engine_paper_no_foreach": resolve(recipe, registry, [*PAPER_OBJECTIVE, *base,
+                                                              f"train.precision={args.precision}"]),
+        "engine_recipe": resolve(recipe, registry, [*base, f"train.precision={args.precision}"]),
+    }
+    config = configs["engine_paper"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = load_dataset(config["data"], registry)
-    import tempfile
-
     trainers = {name: Trainer(cfg, out_dir=tempfile.mkdtemp(prefix="genzoo-tp-"), device=args.device,
-                              progress=False, data=data, force=True)
-                for name, cfg in (("recipe", config), ("paper_objective", paper))}
+                              progress=False, data=data, force=True, registry=registry)
+                for name, cfg in configs.items()}
     for tr in trainers.values():
         tr._setup()
-    trainer = trainers["recipe"]
+    for opt in trainers["engine_paper_no_foreach"].opts.values():
+        for group in opt.param_groups:
+            group["foreach"] = False
+    trainer = trainers["engine_paper"]
     batch = config["train"]["batch_size"]
     family = registry.family("infogan")
     ref_model = family.build(settings_from_table(family.settings, config["model"]), trainer.model.codes, data.image_shape)
     ref_model.load_state_dict(trainer.model.state_dict())
     ref_model.to(trainer.device).train()
-    ref = reference_step_fn(ref_model, data.images.to(trainer.device), batch, torch.Generator().manual_seed(0))
+    ref = reference_step_fn(ref_model, data.images.to(trainer.device), batch, torch.Generator().manual_seed(0),
+                            lambda_cat=config["info"]["lambda_cat"], lambda_cont=config["info"]["lambda_cont"])
     fns = {"reference_fp32": ref, **{name: tr.train_step for name, tr in trainers.items()}}
     for _ in range(args.warmup):
         for fn in fns.values():
             fn()
-    seconds = dict.fromkeys(fns, 0.0)
-    for _ in range(args.blocks):
-        for name, fn in fns.items():
-            seconds[name] += timed(fn, args.steps)
-    n = args.steps * args.blocks * batch
-    ips = {name: round(n / t, 1) for name, t in seconds.items()}
+    sync(trainer.device)
+    order_rng = random.Random(args.seed)
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(args.repeats):
+        names = list(fns)
+        order_rng.shuffle(names)
+        for name in names:
+            seconds[name].append(timed(fns[name], args.steps, trainer.device))
+    n = args.steps * batch
+    ref_s = statistics.median(seconds["reference_fp32"])
+    variants = {name: {"img_per_s": round(n / statistics.median(ts), 1),
+                       "img_per_s_min": round(n / max(ts), 1), "img_per_s_max": round(n / min(ts), 1),
+                       "vs_reference": round(ref_s / statistics.median(ts), 3)}
+                for name, ts in seconds.items()}
     out = {
         "device": str(trainer.device), "precision": trainer.precision, "threads": torch.get_num_threads(),
-        "compile": bool(args.compile), "batch_size": batch, "timed_steps_each": args.steps * args.blocks,
-        "engine_img_per_s": ips["paper_objective"], "reference_fp32_img_per_s": ips["reference_fp32"],
-        "speedup": round(seconds["reference_fp32"] / seconds["paper_objective"], 3),
-        "recipe_objective_img_per_s": ips["recipe"],
-        "recipe_objective_vs_reference": round(seconds["reference_fp32"] / seconds["recipe"], 3),
-        "torch": torch.__version__,
-        "cpu_bf16": __import__("genzoo_infogan.engine", fromlist=["x"]).cpu_supports_bf16(),
+        "batch_size": batch, "steps_per_block": args.steps, "repeats": args.repeats,
+        "variants": variants,
+        "whole_objective_vs_reference": variants["engine_recipe"]["vs_reference"],
+        "torch": torch.__version__, "cpu_bf16": cpu_supports_bf16(),
         "gpu": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else None,
     }
     print(json.dumps(out, indent=2))
