@@ -43,9 +43,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
-from .errors import suggest
+from .errors import UserError, suggest
+from .model import eval_mode
 
 MAX_SIDE = 16            # rows and columns of a grid
 MAX_IMAGES = 256         # images in one grid
@@ -324,7 +326,6 @@ def prepare_image(im, shape: tuple[int, int, int], invert: str = "auto",
     MNIST was made: the strokes' bounding box scaled to 20/28 of the side, centred on their centre of
     mass. Otherwise (colour models, a model whose ground is neither) the image is centre-cropped to a
     square and resized."""
-    import numpy as np
     from PIL import Image
 
     c, h, w = shape
@@ -367,7 +368,6 @@ def prepare_image(im, shape: tuple[int, int, int], invert: str = "auto",
 
 
 def _resize(arr, w: int, h: int):
-    import numpy as np
     from PIL import Image
 
     if arr.ndim == 2:
@@ -385,7 +385,6 @@ def _crop_resize(arr, h: int, w: int):
 
 
 def _fit_like_mnist(arr, h: int, w: int):
-    import numpy as np
 
     mask = arr > 0.15 * max(float(arr.max()), 1e-6)
     if not mask.any():
@@ -438,7 +437,6 @@ class Explorer:
             return False, "this model has no codes to read"
         if not callable(getattr(self.model, "encode", None)):
             return False, "this model has no encoder (Q) to read images with"
-        from .model import eval_mode
 
         try:
             with torch.no_grad(), eval_mode(self.model):
@@ -581,7 +579,6 @@ class Explorer:
         return _json_safe(out)
 
     def _encode(self, x: torch.Tensor) -> dict:
-        from .model import eval_mode
 
         with eval_mode(self.model):
             q = self.model.encode(x.to(self._device()))
@@ -808,7 +805,6 @@ def bind(host: str = "127.0.0.1", port: int = 8000):
     not. Bound before the model loads, so a busy port is reported at once."""
     import socket
 
-    from .errors import UserError
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
