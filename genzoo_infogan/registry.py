@@ -15,8 +15,6 @@ from typing import Any, Callable, Mapping
 
 from .errors import UserError, suggest
 
-KINDS = ("family", "code type", "dataset", "recipe")
-
 
 @dataclass(frozen=True)
 class DatasetEntry:
