@@ -28,7 +28,7 @@ from .errors import TrainingStopped, UserError, suggest
 from .host import get_host
 from .images import line_plot, save_grid
 from .io import check_writable_file
-from .metrics import evaluate_model
+from .metrics import evaluate_model, labelled_subset
 
 console = Console()
 err_console = Console(stderr=True)
@@ -237,7 +237,7 @@ def eval_cmd(path, as_json, samples, device, overrides):
     if data is not None and tuple(data.image_shape) != tuple(model.image_shape):
         raise UserError(f"the data's images are {data.image_shape}, the model's {model.image_shape}")
     if data is not None and data.labels is not None:
-        images, labels = data.images[:samples], data.labels[:samples]
+        images, labels = labelled_subset(data.images, data.labels, samples)
     res = evaluate_model(model, images, labels, n_mi=samples)
     res.update(disentangle.ground_truth_metrics(model, data))
     res["path"] = str(file)

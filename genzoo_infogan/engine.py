@@ -60,7 +60,7 @@ from .errors import TrainingStopped, UserError
 from .host import default_registry
 from .images import save_grid
 from .io import atomic_write, replace_dir
-from .metrics import evaluate_model
+from .metrics import evaluate_model, labelled_subset
 from .model import PhaseOutput
 from .registry import Registry
 
@@ -551,8 +551,10 @@ class Trainer:
         if not self.is_main:
             return {}
         labels = self.data.labels
-        images = self.images[:n] if labels is not None else None
-        res = evaluate_model(self.model, images, labels[:n] if labels is not None else None, n_mi=min(n, 2000))
+        images = None
+        if labels is not None:
+            images, labels = labelled_subset(self.images, labels.to(self.images.device), n)
+        res = evaluate_model(self.model, images, labels, n_mi=min(n, 2000))
         res.update(disentangle.ground_truth_metrics(self.model, self.data))
         return res
 

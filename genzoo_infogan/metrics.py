@@ -53,6 +53,15 @@ def nmi(pred, labels) -> float:
     return max(0.0, mi / denom) if denom > 0 else 0.0
 
 
+def labelled_subset(images: torch.Tensor, labels: torch.Tensor, n: int, seed: int = 0
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` labelled images drawn without replacement by a fixed seed (all of them, in a shuffled
+    order, when ``n`` is at least their number): data sets stored by class, as the offline MNIST
+    sample is, would otherwise be measured on one class only."""
+    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    return images[idx.to(images.device)], labels[idx.to(labels.device)]
+
+
 @torch.no_grad()
 def encode_batches(model, images: torch.Tensor, batch_size: int = 500) -> dict[str, dict[str, torch.Tensor]]:
     with eval_mode(model):

@@ -423,3 +423,16 @@ def test_real_training_learns_digit_identity(tmp_path, tiny_config):
     assert ev["mi"]["c1"] > 1.6, ev
     assert ev["mi"]["c1"] > first + 0.5
     assert ev["code_accuracy"] > 0.3, ev
+
+
+def test_evaluation_samples_every_class_of_a_sorted_data_set():
+    from genzoo_infogan.metrics import labelled_subset
+
+    labels = torch.arange(10).repeat_interleave(500)  # stored by class, as the offline MNIST sample is
+    images = labels.float().view(-1, 1, 1, 1).expand(-1, 1, 2, 2)
+    x, y = labelled_subset(images, labels, 300)
+    assert len(y) == 300 and torch.bincount(y, minlength=10).min() > 10
+    assert torch.equal(x[:, 0, 0, 0].long(), y)  # images and labels stay paired
+    x_all, y_all = labelled_subset(images, labels, 10**6)
+    assert torch.equal(torch.sort(y_all).values, labels)  # at least as many asked: all, shuffled
+    assert torch.equal(labelled_subset(images, labels, 300)[1], y)  # the same subset every time
