@@ -419,10 +419,12 @@ def test_real_training_learns_digit_identity(tmp_path, tiny_config):
     first = next(r for r in rows if "L_I/c1" in r)["L_I/c1"]
     # 250 steps is about 3 epochs of the sample: far from converged (the benchmark runs 3,000), but
     # the bound must be most of the way to H(c1) = ln 10 = 2.30 (an uninformative Q gives 0), and
-    # the code must already sort real digits well above chance (about 0.11 after matching).
+    # the code must already sort real digits above chance: on 2,000 digits of all ten classes a
+    # random code scores about 0.11 after matching and an NMI below 0.01 (see the metrics test).
+    # (Until the evaluation drew a random subset, it read the first 2,000 digits: classes 0-3 only.)
     assert ev["mi"]["c1"] > 1.6, ev
     assert ev["mi"]["c1"] > first + 0.5
-    assert ev["code_accuracy"] > 0.3, ev
+    assert ev["code_accuracy"] > 0.15 and ev["codes"]["c1"]["nmi"] > 0.05, ev
 
 
 def test_evaluation_samples_every_class_of_a_sorted_data_set():
