@@ -53,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
         "lr": {},            # per phase, e.g. {d = 2e-4, g = 1e-3}
         "beta1": 0.5,
         "beta2": 0.999,
+        "lr_schedule": "constant",  # constant | linear: from lr_decay_start down to 0 at the last step
+        "lr_decay_start": 0,  # the step where a linear schedule starts to fall
         "precision": "auto",  # auto | fp32 | bf16
         "on_nan": "stop",     # stop | skip
         "compile": False,
@@ -69,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
         "real_confidence": 0.0,  # weight of mean H(Q(c|x_real)) (categorical codes)
         "real_invariance": 0.0,  # weight of KL(Q(c|x) || Q(c|T(x))), T a small affine map
         "fake_invariance": 0.0,  # weight of categorical codes' L_I with Q reading T(G(z, c))
+        "invariance_batch": 0,  # images of each batch T is applied to (0 = all): a cheaper step
         # T's ranges: rotation (degrees), scale (1 +- scale), shear (slant), shift (pixels)
         "invariance_affine": {"degrees": 15.0, "scale": 0.1, "shear": 0.15, "translate_px": 2.0},
     },
@@ -306,6 +309,8 @@ def validate(config: dict, registry) -> None:
         ("train.beta1", 0 <= t["beta1"] < 1, "at least 0 and below 1 (Adam's beta1)"),
         ("train.beta2", 0 <= t["beta2"] < 1, "at least 0 and below 1 (Adam's beta2)"),
         ("train.eval_every", t["eval_every"] >= 0, "0 (only at the end) or more"),
+        ("train.lr_schedule", t["lr_schedule"] in ("constant", "linear"), "constant or linear"),
+        ("train.lr_decay_start", t["lr_decay_start"] >= 0, "0 or more (a step)"),
         ("seed", 0 <= config["seed"] < 2 ** 40, "an integer from 0 to 2^40"),
         ("log.eval_samples", config["log"]["eval_samples"] >= 1, "at least 1"),
         ("data.limit", config["data"]["limit"] >= 0, "0 (all) or more"),
@@ -320,6 +325,7 @@ def validate(config: dict, registry) -> None:
         ("info.real_confidence", config["info"]["real_confidence"] >= 0, "0 (off) or more"),
         ("info.real_invariance", config["info"]["real_invariance"] >= 0, "0 (off) or more"),
         ("info.fake_invariance", config["info"]["fake_invariance"] >= 0, "0 (off) or more"),
+        ("info.invariance_batch", config["info"]["invariance_batch"] >= 0, "0 (the whole batch) or more"),
         ("info.invariance_affine.degrees", 0 <= config["info"]["invariance_affine"]["degrees"] <= 180,
          "between 0 and 180"),
         ("info.invariance_affine.scale", 0 <= config["info"]["invariance_affine"]["scale"] < 1,

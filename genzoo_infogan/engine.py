@@ -116,6 +116,24 @@ def autocast_ctx(device: torch.device, precision: str):
 
 
 # -- the run folder --------------------------------------------------------------------------------
+def adam_kernel(device: torch.device) -> dict:
+    """Adam's fused kernel (one pass over each parameter; about 5x faster than ``foreach`` on a CPU
+    for this project's 6.4M-weight layers; the same update up to float rounding) on a CPU or a
+    CUDA GPU, else ``foreach``."""
+    return {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
+
+
+def lr_factor(step: int, train: dict) -> float:
+    """The learning rates' multiplier at ``step`` (counted from 0): 1, or with ``lr_schedule =
+    "linear"`` 1 until ``lr_decay_start``, then falling linearly to 0 at step ``steps``."""
+    if train.get("lr_schedule", "constant") != "linear":
+        return 1.0
+    start, end = train["lr_decay_start"], train["steps"]
+    if step < start or end <= start:
+        return 1.0
+    return max(0.0, (end - step) / (end - start))
+
+
 def default_out_dir(config: dict) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{config.get('name') or 'run'}-{stamp}"
@@ -212,7 +230,8 @@ class Trainer:
         self.opts: dict[str, torch.optim.Optimizer] = {}
         for phase in self.model.phases:
             self.opts[phase] = torch.optim.Adam(self.model.phase_parameters(phase), lr=float(t["lr"][phase]),
-                                                betas=(t["beta1"], t["beta2"]), foreach=True)
+                                                betas=(t["beta1"], t["beta2"]), **adam_kernel(self.device))
+        self._base_lr = {phase: float(t["lr"][phase]) for phase in self.model.phases}
         self.step = 0
         self.rng = torch.Generator().manual_seed(cfg["seed"] * 1000 + 17 + self.rank)
         self.data_rng = torch.Generator().manual_seed(cfg["seed"] * 1000 + 29)
@@ -359,6 +378,14 @@ class Trainer:
         except Exception as e:
             raise UserError(f"cannot resume from {str(path)!r}: weights do not fit the model: {e}") from None
         scalars, rng = ckpt.load_train_state(state_path, self.opts)
+        kernel = adam_kernel(self.device)  # this device's Adam kernel, not the one the file was saved with
+        for opt in self.opts.values():
+            for group in opt.param_groups:
+                group["fused"], group["foreach"] = kernel.get("fused"), kernel.get("foreach")
+            if kernel.get("fused"):  # the fused kernel keeps its step count beside the weights
+                for p, state in opt.state.items():
+                    if torch.is_tensor(state.get("step")):
+                        state["step"] = state["step"].to(p.device, torch.float32)
         if int(scalars.get("world", 1)) != self.world:
             raise UserError(f"{str(self.out)!r} was trained with {scalars.get('world')} process(es); "
                             f"resume it with the same number (now {self.world})")
@@ -401,6 +428,10 @@ class Trainer:
         (on one process), so the G phase does not compute weight gradients for D.
         """
         x = self._next_batch()
+        factor = lr_factor(self.step, self.config["train"])
+        for phase, opt in self.opts.items():
+            for group in opt.param_groups:
+                group["lr"] = self._base_lr[phase] * factor
         # batch-norm statistics before this step: a forward pass that blows up corrupts them
         self._buffers_before = [b.clone() for b in self.model.buffers()]
         step_metrics: dict[str, torch.Tensor] = {}

@@ -51,10 +51,11 @@ class Reading:
             self.q_given = self.compute_q() if self.compute_q is not None else self.read(self.images)
         return self.q_given
 
-    def q_transformed(self, **ranges: float) -> QParams:
+    def q_transformed(self, n: int | None = None, **ranges: float) -> QParams:
         """Q on a randomly transformed copy of the images (:func:`~genzoo_infogan.images.random_affine`
-        with ``ranges``: ``degrees``, ``scale``, ``shear``, ``translate_px``)."""
-        return self.read(random_affine(self.images, self.rng, **ranges))
+        with ``ranges``: ``degrees``, ``scale``, ``shear``, ``translate_px``); of the first ``n``
+        images only, if given (the batch is in random order, so they are a random subset)."""
+        return self.read(random_affine(self.images[:n], self.rng, **ranges))
 
 
 @dataclass

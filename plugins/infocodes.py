@@ -38,6 +38,10 @@ data processing inequality this is still a lower bound on I(c; G(z, c)). Q can t
 category from slant or width, so G cannot carry it there either: in the G phase it pushes G to put
 the categorical code in what survives the transformation, the digit's shape.
 
+``invariance_batch`` (0 by default: the whole batch) applies T to only the first N images of each
+batch, for both invariance terms: the batch is in random order, so they are a random subset, and
+each transformed copy costs a pass of Q's features over N images instead of the whole batch.
+
 InfoGAN-CR's contrastive regulariser belongs to the InfoGAN family (``[model] contrastive``).
 """
 
@@ -64,6 +68,7 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
     cfg = config["info"]
     codes = model.codes
     terms = {}
+    subset = cfg["invariance_batch"] or None  # T on the first N images of the batch, or on all
     gen = outputs.generated
     if gen is not None:
         weights = code_weights(codes, cfg["lambda_cat"], cfg["lambda_cont"], cfg["weights"])
@@ -79,7 +84,8 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
         cat = {n: (w if codes[n].discrete else 0.0) for n, w in weights.items()}
         # Q on T(G(z, c)) costs a pass through Q's features: only where the term counts
         if cfg["fake_invariance"] > 0 and scale != 0.0 and any(cat.values()):
-            loss_aug, li_aug = info_loss(codes, gen.q_transformed(**cfg["invariance_affine"]), gen.c, cat)
+            q_aug = gen.q_transformed(n=subset, **cfg["invariance_affine"])
+            loss_aug, li_aug = info_loss(codes, q_aug, {k: v[:subset] for k, v in gen.c.items()}, cat)
             for name, value in li_aug.items():
                 if codes[name].discrete:
                     outputs.metrics[f"L_I_aug/{name}"] = value.detach()
@@ -93,7 +99,9 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
             outputs.metrics[f"H_real/{name}"] = cond.detach()
             parts.append(balance * gap + confidence * cond)
         if invariance > 0:
-            for name, kl in invariance_terms(codes, real.q, real.q_transformed(**cfg["invariance_affine"])).items():
+            q_first = {k: {p: v[:subset] for p, v in params.items()} for k, params in real.q.items()}
+            q_aug = real.q_transformed(n=subset, **cfg["invariance_affine"])
+            for name, kl in invariance_terms(codes, q_first, q_aug).items():
                 outputs.metrics[f"inv_real/{name}"] = kl.detach()
                 parts.append(invariance * kl)
         if parts:  # no categorical code: nothing to add

@@ -127,6 +127,9 @@ def test_every_writing_command_refuses_an_unwritable_destination(folder_run, tmp
     ("seed=-1", "seed must be an integer from 0 to 2^40"),
     ("log.eval_samples=0", "log.eval_samples must be at least 1"),
     ("data.channels=2", "data.channels must be 1 (grey) or 3 (colour)"),
+    ("train.lr_schedule=cosine", "train.lr_schedule must be constant or linear"),
+    ("train.lr_decay_start=-5", "train.lr_decay_start must be 0 or more (a step)"),
+    ("info.invariance_batch=-1", "info.invariance_batch must be 0 (the whole batch) or more"),
 ])
 def test_settings_the_fuzzer_found_unchecked(tmp_path, setting, message):
     res = invoke("run", "infogan-mnist", "--out", str(tmp_path / "run"), "--set", setting)

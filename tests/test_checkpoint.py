@@ -211,3 +211,25 @@ def test_eval_json_and_plot(run_dir, tmp_path):
     assert Image.open(tmp_path / "mi.png").size == (720, 440)
     res = r.invoke(cli, ["plot", str(tmp_path), "-o", str(tmp_path / "x.png")])
     assert res.exit_code == 2 and "no metrics.jsonl" in res.output
+
+
+def test_resume_uses_this_devices_adam_kernel_whatever_the_file_says(tmp_path, tiny_config, blobs):
+    from safetensors import safe_open
+
+    _train(tiny_config("train.steps=3"), tmp_path / "run", blobs)
+    path = tmp_path / "run" / "train_state.safetensors"
+    with safe_open(str(path), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    groups = json.loads(meta["param_groups"])
+    assert all(g["fused"] for gs in groups.values() for g in gs)  # saved as trained: fused, on a CPU
+    for gs in groups.values():
+        for g in gs:
+            g["fused"], g["foreach"] = None, True  # as 0.1.0 saved them
+    save_file(tensors, str(path), metadata={**meta, "param_groups": json.dumps(groups)})
+    tr = Trainer(tiny_config("train.steps=6"), out_dir=tmp_path / "run", device="cpu", progress=False,
+                 data=blobs, resume=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr.run()
+    assert tr.step == 6
+    assert all(g["fused"] and not g["foreach"] for opt in tr.opts.values() for g in opt.param_groups)

@@ -14,6 +14,7 @@ from genzoo_infogan.codes import CodeSet
 from genzoo_infogan.data import DataWarning, ImageData
 from genzoo_infogan.engine import Trainer, draw_pictures
 from genzoo_infogan.errors import UserError
+from genzoo_infogan.losses import mi_lower_bound
 from genzoo_infogan.metrics import matched_accuracy, nmi
 from genzoo_infogan.nets import translate
 
@@ -438,3 +439,45 @@ def test_evaluation_samples_every_class_of_a_sorted_data_set():
     x_all, y_all = labelled_subset(images, labels, 10**6)
     assert torch.equal(torch.sort(y_all).values, labels)  # at least as many asked: all, shuffled
     assert torch.equal(labelled_subset(images, labels, 300)[1], y)  # the same subset every time
+
+
+def test_invariance_batch_transforms_only_the_first_images(host):
+    m = build_infogan({}, CodeSet.parse("cat:10,uniform"), (1, 28, 28)).eval()  # BN in eval: Q(x) is per image
+    x = blob_images(16).images
+    identity = {"degrees": 0, "scale": 0, "shear": 0, "translate_px": 0}
+    cfg = {"info": {"fake_invariance": 1.0, "real_invariance": 1.0, "invariance_batch": 4,
+                    "invariance_affine": identity}}
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    seen = []
+    for reading in (out.generated, out.real):
+        read = reading.read
+        reading.read = lambda images, read=read: seen.append(len(images)) or read(images)
+    loss_terms("d", m, out, cfg)
+    assert seen == [4, 4]  # T(generated) and T(real): four images each, not sixteen
+    # T = identity: Q reads the first four images as they are, so the terms are L_I on those four
+    # images and a KL of 0
+    first = {k: v[:4] for k, v in out.generated.c.items()}
+    q_first = {k: {p: v[:4] for p, v in q.items()} for k, q in out.generated.q.items()}
+    assert float(out.metrics["L_I_aug/c1"]) == pytest.approx(float(mi_lower_bound(m.codes, q_first, first)["c1"]), abs=1e-5)
+    assert float(out.metrics["inv_real/c1"]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_linear_learning_rate_schedule(tmp_path, tiny_config, blobs):
+    from genzoo_infogan.engine import lr_factor
+
+    train = {"lr_schedule": "linear", "lr_decay_start": 6, "steps": 10}
+    assert [lr_factor(s, train) for s in (0, 5, 6, 7, 9)] == [1.0, 1.0, 1.0, 0.75, 0.25]
+    assert lr_factor(9, {**train, "lr_schedule": "constant"}) == 1.0
+    assert lr_factor(3, {**train, "lr_decay_start": 10}) == 1.0  # starts at the last step: constant
+    cfg = tiny_config("train.steps=4", "train.lr_schedule=linear", "train.lr_decay_start=2")
+    tr = Trainer(cfg, out_dir=tmp_path / "run", device="cpu", progress=False, data=blobs)
+    tr._setup()
+    seen = []
+    for _ in range(4):
+        tr.train_step()
+        seen.append({ph: opt.param_groups[0]["lr"] for ph, opt in tr.opts.items()})
+    lr = cfg["train"]["lr"]
+    assert [s["g"] for s in seen] == pytest.approx([lr["g"], lr["g"], lr["g"], lr["g"] / 2])
+    assert seen[-1]["d"] == pytest.approx(lr["d"] / 2)
+    # Adam's fused kernel (one pass over each parameter) on the CPU
+    assert all(opt.defaults["fused"] for opt in tr.opts.values())
