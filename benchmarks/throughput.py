@@ -14,7 +14,8 @@ median over rounds, with the spread (min, max):
   ``engine_paper_foreach_adam``: the same with PyTorch's default Adam kernel (``foreach``) instead
   of the engine's fused one (each lever's share);
 * ``engine_recipe``: the engine on the recipe's whole objective (Q also on transformed copies of
-  the real and generated batches), at ``--precision``; ``engine_recipe_invariance_batch_32``: the
+  the real and generated batches), at ``--precision``; ``engine_recipe_foreach_adam``: the same
+  with the ``foreach`` Adam kernel; ``engine_recipe_invariance_batch_32``: the
   same with only 32 images of each batch transformed (``[info] invariance_batch = 32``: faster,
   but on infogan-mnist it left the continuous codes unused; docs/experiments/speed.md).
 
@@ -125,6 +126,7 @@ def main(argv=None) -> int:
         "engine_paper_foreach_adam": resolve(recipe, registry, [*PAPER_OBJECTIVE, *base,
                                                                 f"train.precision={args.precision}"]),
         "engine_recipe": resolve(recipe, registry, [*base, f"train.precision={args.precision}"]),
+        "engine_recipe_foreach_adam": resolve(recipe, registry, [*base, f"train.precision={args.precision}"]),
         "engine_recipe_invariance_batch_32": resolve(recipe, registry, [*base, f"train.precision={args.precision}",
                                                                         "info.invariance_batch=32"]),
     }
@@ -137,10 +139,10 @@ def main(argv=None) -> int:
                 for name, cfg in configs.items()}
     for tr in trainers.values():
         tr._setup()
-    slow = trainers["engine_paper_foreach_adam"]
-    for phase, opt in slow.opts.items():
-        group = opt.param_groups[0]
-        slow.opts[phase] = torch.optim.Adam(group["params"], lr=group["lr"], betas=group["betas"], foreach=True)
+    for slow in (trainers["engine_paper_foreach_adam"], trainers["engine_recipe_foreach_adam"]):
+        for phase, opt in slow.opts.items():
+            group = opt.param_groups[0]
+            slow.opts[phase] = torch.optim.Adam(group["params"], lr=group["lr"], betas=group["betas"], foreach=True)
     trainer = trainers["engine_paper"]
     batch = config["train"]["batch_size"]
     family = registry.family("infogan")
