@@ -259,6 +259,7 @@ def load(path: str | Path, registry, device: str | torch.device = "cpu"):
 
 
 # -- training state --------------------------------------------------------------------------------
+KERNEL_KEYS = ("fused", "foreach")  # how an optimizer runs, not what it has learned
 def save_train_state(path: str | Path, optimizers: Mapping[str, torch.optim.Optimizer],
                      scalars: Mapping[str, Any], rng: Mapping[str, torch.Tensor]) -> Path:
     """Optimizer state, RNG states and JSON scalars, as one safetensors file (atomic)."""
@@ -296,8 +297,12 @@ def load_train_state(path: str | Path, optimizers: Mapping[str, torch.optim.Opti
             if key.startswith(prefix):
                 idx, name = key[len(prefix):].split(".", 1)
                 state.setdefault(int(idx), {})[name] = t
+        # the saved moments and rates, with the live optimizer's kernel: a file saved with another
+        # device's kernel (or 0.1.0's ``foreach``) resumes on the one this device runs best
+        saved = [{**g, **{k: live[k] for k in KERNEL_KEYS if k in live}}
+                 for g, live in zip(groups[phase], opt.param_groups)]
         try:
-            opt.load_state_dict({"state": state, "param_groups": groups[phase]})
+            opt.load_state_dict({"state": state, "param_groups": saved})
         except (ValueError, KeyError) as e:
             raise UserError(f"{str(path)!r}: optimizer state for phase {phase!r} does not fit: {e}") from None
     rng = {k[4:]: t for k, t in tensors.items() if k.startswith("rng.")}

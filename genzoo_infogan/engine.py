@@ -232,7 +232,6 @@ class Trainer:
         for phase in self.model.phases:
             self.opts[phase] = torch.optim.Adam(self.model.phase_parameters(phase), lr=float(t["lr"][phase]),
                                                 betas=(t["beta1"], t["beta2"]), **adam_kernel(self.device))
-        self._base_lr = {phase: float(t["lr"][phase]) for phase in self.model.phases}
         self.step = 0
         self.rng = torch.Generator().manual_seed(cfg["seed"] * 1000 + 17 + self.rank)
         self.data_rng = torch.Generator().manual_seed(cfg["seed"] * 1000 + 29)
@@ -379,14 +378,6 @@ class Trainer:
         except Exception as e:
             raise UserError(f"cannot resume from {str(path)!r}: weights do not fit the model: {e}") from None
         scalars, rng = ckpt.load_train_state(state_path, self.opts)
-        kernel = adam_kernel(self.device)  # this device's Adam kernel, not the one the file was saved with
-        for opt in self.opts.values():
-            for group in opt.param_groups:
-                group["fused"], group["foreach"] = kernel.get("fused"), kernel.get("foreach")
-            if kernel.get("fused"):  # the fused kernel keeps its step count beside the weights
-                for p, state in opt.state.items():
-                    if torch.is_tensor(state.get("step")):
-                        state["step"] = state["step"].to(p.device, torch.float32)
         if int(scalars.get("world", 1)) != self.world:
             raise UserError(f"{str(self.out)!r} was trained with {scalars.get('world')} process(es); "
                             f"resume it with the same number (now {self.world})")
@@ -429,10 +420,11 @@ class Trainer:
         (on one process), so the G phase does not compute weight gradients for D.
         """
         x = self._next_batch()
-        factor = lr_factor(self.step, self.config["train"])
+        train = self.config["train"]
+        factor = lr_factor(self.step, train)
         for phase, opt in self.opts.items():
             for group in opt.param_groups:
-                group["lr"] = self._base_lr[phase] * factor
+                group["lr"] = float(train["lr"][phase]) * factor
         # batch-norm statistics before this step: a forward pass that blows up corrupts them
         self._buffers_before = [b.clone() for b in self.model.buffers()]
         step_metrics: dict[str, torch.Tensor] = {}
