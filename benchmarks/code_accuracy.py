@@ -3,8 +3,10 @@
     python benchmarks/code_accuracy.py --recipe infogan-mnist --seeds 0 1 2 3 4 [--set key=value ...]
 
 Trains the recipe once per seed (sequentially: never two torch processes at once on a small
-machine) and prints JSON: per-seed accuracy (categories matched to labels, Hungarian), L_I per code,
-the median and minimum, and the CPU minutes each run took.
+machine) and prints JSON: per-seed accuracy (categories matched to labels, Hungarian), the best
+categorical code's confusion counts (which labels merge or split), the accuracy every N steps with
+``--set train.eval_every=N``, L_I per code, the median and minimum, and the CPU minutes each run
+took.
 """
 
 from __future__ import annotations
@@ -48,7 +50,13 @@ def main(argv=None) -> int:
             warnings.simplefilter("ignore")
             res = Trainer(config, out_dir=root / f"seed{seed}", device=args.device, force=True, progress=False).run()
         ev = res.eval
+        best = ev.get("codes", {}).get(ev.get("code_accuracy_code"), {})
+        # with --set train.eval_every=N: the accuracy every N steps, from the run's metrics
+        records = [json.loads(line) for line in (res.out_dir / "metrics.jsonl").read_text().splitlines()]
+        by_step = [[r["step"], r["eval"].get("code_accuracy")] for r in records if "eval" in r]
         runs.append({"seed": seed, "accuracy": ev.get("code_accuracy"), "mi": ev.get("mi"),
+                     "accuracy_by_step": by_step,
+                     "confusion": best.get("confusion"),  # rows: categories, columns: labels
                      "wall_minutes": round((time.perf_counter() - t0) / 60, 2),
                      "cpu_minutes": round((time.process_time() - c0) / 60, 2)})
         print(json.dumps(runs[-1]), file=sys.stderr, flush=True)

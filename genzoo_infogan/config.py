@@ -69,9 +69,12 @@ DEFAULTS: dict[str, Any] = {
         "cont_ramp": 0,       # then steps of a linear ramp up to lambda_cont
         "real_balance": 0.0,  # weight of ln k - H(mean Q(c|x_real)) (categorical codes)
         "real_confidence": 0.0,  # weight of mean H(Q(c|x_real)) (categorical codes)
+        "confidence_ramp": 0,  # steps over which real_confidence rises linearly from 0
         "real_invariance": 0.0,  # weight of KL(Q(c|x) || Q(c|T(x))), T a small affine map
         "fake_invariance": 0.0,  # weight of categorical codes' L_I with Q reading T(G(z, c))
         "invariance_batch": 0,  # images of each batch T is applied to (0 = all): a cheaper step
+        "real_vat": 0.0,      # weight of KL(Q(c|x) || Q(c|x + r_adv)), r_adv Q's most sensitive shift
+        "vat_eps": 2.0,       # L2 length of r_adv, in pixel units (images in [0, 1])
         # T's ranges: rotation (degrees), scale (1 +- scale), shear (slant), shift (pixels)
         "invariance_affine": {"degrees": 15.0, "scale": 0.1, "shear": 0.15, "translate_px": 2.0},
     },
@@ -323,9 +326,12 @@ def validate(config: dict, registry) -> None:
         ("info.cont_ramp", config["info"]["cont_ramp"] >= 0, "0 or more (steps)"),
         ("info.real_balance", config["info"]["real_balance"] >= 0, "0 (off) or more"),
         ("info.real_confidence", config["info"]["real_confidence"] >= 0, "0 (off) or more"),
+        ("info.confidence_ramp", config["info"]["confidence_ramp"] >= 0, "0 or more (steps)"),
         ("info.real_invariance", config["info"]["real_invariance"] >= 0, "0 (off) or more"),
         ("info.fake_invariance", config["info"]["fake_invariance"] >= 0, "0 (off) or more"),
         ("info.invariance_batch", config["info"]["invariance_batch"] >= 0, "0 (the whole batch) or more"),
+        ("info.real_vat", config["info"]["real_vat"] >= 0, "0 (off) or more"),
+        ("info.vat_eps", config["info"]["vat_eps"] > 0, "above 0 (an L2 length in pixel units)"),
         ("info.invariance_affine.degrees", 0 <= config["info"]["invariance_affine"]["degrees"] <= 180,
          "between 0 and 180"),
         ("info.invariance_affine.scale", 0 <= config["info"]["invariance_affine"]["scale"] < 1,

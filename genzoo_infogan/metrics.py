@@ -91,7 +91,7 @@ def mi_estimate(model, n: int = 5000, seed: int = 1234, batch_size: int = 500) -
 
 def evaluate_model(model, images: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                    n_mi: int = 5000) -> dict:
-    """``{"mi": {code: L_I}, "entropy": {...}, "codes": {code: {"accuracy", "nmi"}},
+    """``{"mi": {code: L_I}, "entropy": {...}, "codes": {code: {"accuracy", "nmi", "confusion"}},
     "code_accuracy": best categorical accuracy}`` (the last two only with labels)."""
     codes: CodeSet = model.codes
     out: dict = {"mi": mi_estimate(model, n_mi) if len(codes) else {}, "entropy": codes.entropy()}
@@ -103,7 +103,9 @@ def evaluate_model(model, images: torch.Tensor | None = None, labels: torch.Tens
             if not spec.discrete:
                 continue
             pred = spec.point_estimate(params[name]).numpy()
-            per[name] = {"accuracy": matched_accuracy(pred, lab, spec.input_dim), "nmi": nmi(pred, lab)}
+            per[name] = {"accuracy": matched_accuracy(pred, lab, spec.input_dim), "nmi": nmi(pred, lab),
+                         # rows: categories, columns: labels; shows which labels merge or split
+                         "confusion": contingency(pred, lab, spec.input_dim, int(lab.max()) + 1).tolist()}
         out["codes"] = per
         best = max(per, key=lambda n: per[n]["accuracy"])
         out["code_accuracy"] = per[best]["accuracy"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .codes import CodeSet
@@ -56,6 +57,28 @@ class Reading:
         with ``ranges``: ``degrees``, ``scale``, ``shear``, ``translate_px``); of the first ``n``
         images only, if given (the batch is in random order, so they are a random subset)."""
         return self.read(random_affine(self.images[:n], self.rng, **ranges))
+
+    def q_adversarial(self, eps: float, n: int | None = None) -> QParams:
+        """Q on the images moved by ``r_adv``, the shift of L2 length ``eps`` that most changes
+        Q's categorical posterior (virtual adversarial training, Miyato et al. 2018; one power
+        iteration from a random direction of length ``eps``); of the first ``n`` images only, if
+        given. Only Q's categorical logits steer ``r_adv``; the model's parameters get no gradient
+        from finding it."""
+        x = self.images[:n].detach().float()
+        p = {k: F.log_softmax(v["logits"][:n].detach().float(), dim=1) for k, v in self.q.items() if "logits" in v}
+        if not p:
+            raise ValueError("virtual adversarial training needs a categorical code")
+        d = _unit(torch.randn(x.shape, generator=self.rng).to(x.device)).requires_grad_(True)
+        q_d = self.read((x + eps * d).to(self.images.dtype))
+        kl = sum((lp.exp() * (lp - F.log_softmax(q_d[k]["logits"].float(), dim=1))).sum(dim=1).sum()
+                 for k, lp in p.items())
+        (grad,) = torch.autograd.grad(kl, d)
+        return self.read((x + eps * _unit(grad.detach())).to(self.images.dtype))
+
+
+def _unit(d: torch.Tensor) -> torch.Tensor:
+    """Each image's tensor scaled to L2 length 1."""
+    return d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (d.dim() - 1)))
 
 
 @dataclass

@@ -130,6 +130,9 @@ def test_every_writing_command_refuses_an_unwritable_destination(folder_run, tmp
     ("train.lr_schedule=cosine", "train.lr_schedule must be constant or linear"),
     ("train.lr_decay_start=-5", "train.lr_decay_start must be 0 or more (a step)"),
     ("info.invariance_batch=-1", "info.invariance_batch must be 0 (the whole batch) or more"),
+    ("info.confidence_ramp=-1", "info.confidence_ramp must be 0 or more (steps)"),
+    ("info.real_vat=-1", "info.real_vat must be 0 (off) or more"),
+    ("info.vat_eps=0", "info.vat_eps must be above 0 (an L2 length in pixel units)"),
 ])
 def test_settings_the_fuzzer_found_unchecked(tmp_path, setting, message):
     res = invoke("run", "infogan-mnist", "--out", str(tmp_path / "run"), "--set", setting)

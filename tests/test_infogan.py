@@ -142,6 +142,18 @@ def test_real_invariance_term(host):
     assert m.trunk[0].weight.grad.abs().sum() > 0 and m.generator[0].weight.grad is None
 
 
+def test_confidence_ramp(host):
+    """real_confidence rises linearly over confidence_ramp steps; the balance term does not."""
+    m = build_infogan({}, CodeSet.parse("cat:10"), (1, 28, 28)).eval()
+    x = blob_images(16).images
+    cfg = {"info": {"real_balance": 2.0, "real_confidence": 4.0, "confidence_ramp": 10}}
+    for step, share in ((0, 0.1), (4, 0.5), (9, 1.0), (500, 1.0)):
+        out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+        term = float(loss_terms("d", m, out, cfg, step=step)["info_real"].detach())
+        gap, cond = float(out.metrics["gap_real/c1"]), float(out.metrics["H_real/c1"])
+        assert term == pytest.approx(2.0 * gap + 4.0 * share * cond, rel=1e-5)
+
+
 def test_real_invariance_uses_the_recipes_ranges(host):
     m = build_infogan({}, CodeSet.parse("cat:10"), (1, 28, 28)).eval()  # BN in eval: Q(x) is per image
     with torch.no_grad():
@@ -458,7 +470,7 @@ def test_invariance_batch_transforms_only_the_first_images(host):
     # images and a KL of 0
     first = {k: v[:4] for k, v in out.generated.c.items()}
     q_first = {k: {p: v[:4] for p, v in q.items()} for k, q in out.generated.q.items()}
-    assert float(out.metrics["L_I_aug/c1"]) == pytest.approx(float(mi_lower_bound(m.codes, q_first, first)["c1"]), abs=1e-5)
+    assert float(out.metrics["L_I_aug/c1"]) == pytest.approx(float(mi_lower_bound(m.codes, q_first, first)["c1"].detach()), abs=1e-5)
     assert float(out.metrics["inv_real/c1"]) == pytest.approx(0.0, abs=1e-6)
 
 
@@ -481,3 +493,74 @@ def test_linear_learning_rate_schedule(tmp_path, tiny_config, blobs):
     assert seen[-1]["d"] == pytest.approx(lr["d"] / 2)
     # Adam's fused kernel (one pass over each parameter) on the CPU
     assert all(opt.defaults["fused"] for opt in tr.opts.values())
+
+
+def test_virtual_adversarial_shift_on_a_linear_q():
+    """With two categories and logits W x, Q changes only along w1 - w0, so r_adv lies on that line
+    (its side set by the random start), with the asked L2 length, on every image, and moves Q more
+    than random shifts of that length."""
+    from genzoo_infogan.model import Reading
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(2, 3 * 4 * 4, generator=g)
+    x = torch.rand(5, 3, 4, 4, generator=g)
+    seen = []
+
+    def read(images):
+        seen.append(images.detach())
+        return {"c1": {"logits": images.flatten(1) @ w.T}}
+
+    r = Reading(x, read, torch.Generator().manual_seed(1))
+    r.q  # Q(x), the posterior r_adv moves away from
+    r.q_adversarial(eps=0.5, n=3)
+    moved = (seen[-1] - x[:3]).flatten(1)
+    assert moved.norm(dim=1) == pytest.approx(torch.full((3,), 0.5), abs=1e-5)
+    direction = (w[1] - w[0]) / (w[1] - w[0]).norm()
+    cos = moved @ direction / 0.5
+    assert torch.allclose(cos.abs(), torch.ones(3), atol=1e-4)
+
+    def kl(shift):
+        lp = torch.log_softmax(x[:3].flatten(1) @ w.T, dim=1)
+        return (lp.exp() * (lp - torch.log_softmax((x[:3].flatten(1) + shift) @ w.T, dim=1))).sum(1)
+
+    randoms = torch.stack([kl(0.5 * torch.nn.functional.normalize(torch.randn(3, 48, generator=g), dim=1))
+                           for _ in range(20)])
+    assert torch.all(kl(moved) > randoms.max(dim=0).values)
+    with pytest.raises(ValueError, match="needs a categorical code"):
+        Reading(x, lambda images: {"c2": {"mean": images.flatten(1)[:, :1]}}, g).q_adversarial(0.5)
+
+
+def test_real_vat_term(host):
+    m = build_infogan({}, CodeSet.parse("cat:10,uniform"), (1, 28, 28)).eval()
+    x = blob_images(16).images
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    terms = loss_terms("d", m, out, {"info": {"real_vat": 3.0, "vat_eps": 1.5, "invariance_batch": 8}})
+    kl = float(out.metrics["vat_real/c1"])
+    assert kl > 0 and float(terms["info_real"].detach()) == pytest.approx(3.0 * kl, rel=1e-5)
+    # the shift found is Q's most sensitive one: it moves Q more than a random shift of that length
+    from genzoo_infogan.losses import invariance_terms
+    from genzoo_infogan.model import _unit
+
+    q_first = {k: {p: v[:8] for p, v in q.items()} for k, q in out.real.q.items()}
+    noise = _unit(torch.randn(x[:8].shape, generator=torch.Generator().manual_seed(2)))
+    with torch.no_grad():
+        rand_kl = float(invariance_terms(m.codes, q_first, m.encode(x[:8] + 1.5 * noise))["c1"])
+    assert kl > 2 * rand_kl
+    assert "vat_real/c1" not in m.phase_outputs("d", x, torch.Generator()).metrics
+
+
+def test_evaluation_reports_which_labels_merge():
+    """A model whose Q puts 9s in 4's category: the confusion counts show it, and agree with the
+    matched accuracy."""
+    from genzoo_infogan.metrics import evaluate_model
+
+    m = build_infogan({}, CodeSet.parse("cat:10"), (1, 28, 28))
+    labels = torch.arange(10).repeat_interleave(3)
+    images = labels.view(-1, 1, 1, 1).float().expand(-1, 1, 28, 28) / 9  # the label, as brightness
+    m.encode = lambda x: {"c1": {"logits": torch.nn.functional.one_hot(
+        torch.where((x[:, 0, 0, 0] * 9).round().long() == 9, 4, (x[:, 0, 0, 0] * 9).round().long()), 10).float()}}
+    res = evaluate_model(m, images, labels, n_mi=10)
+    conf = np.array(res["codes"]["c1"]["confusion"])  # rows: categories, columns: labels
+    assert conf.shape == (10, 10) and conf.sum() == 30
+    assert conf[4, 4] == 3 and conf[4, 9] == 3 and conf[9].sum() == 0
+    assert res["codes"]["c1"]["accuracy"] == pytest.approx(0.9)
