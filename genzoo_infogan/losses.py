@@ -78,14 +78,15 @@ def invariance_terms(codes: CodeSet, q_params: Mapping[str, Mapping[str, torch.T
     self-augmented training term of IMSAT (Hu et al. 2017): with T a small rotation, scaling and
     shear, a categorical code that must ignore T cannot split a digit by slant or width.
     """
-    out = {}
-    for name, spec in codes:
-        if not spec.discrete:
-            continue
-        logp = F.log_softmax(q_params[name]["logits"].float().detach(), dim=1)
-        logq = F.log_softmax(q_aug[name]["logits"].float(), dim=1)
-        out[name] = (logp.exp() * (logp - logq)).sum(dim=1).mean()
-    return out
+    return {name: posterior_kl(q_params[name]["logits"], q_aug[name]["logits"]).mean()
+            for name, spec in codes if spec.discrete}
+
+
+def posterior_kl(fixed_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Per image, ``KL(softmax(fixed_logits) || softmax(logits))`` in nats, with the first held
+    fixed (no gradient): how far a categorical posterior moved."""
+    logp = F.log_softmax(fixed_logits.float().detach(), dim=1)
+    return (logp.exp() * (logp - F.log_softmax(logits.float(), dim=1))).sum(dim=1)
 
 
 def gan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

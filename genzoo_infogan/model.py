@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .codes import CodeSet
 from .images import random_affine
+from .losses import posterior_kl
 
 QParams = dict[str, dict[str, torch.Tensor]]
 
@@ -65,13 +65,12 @@ class Reading:
         given. Only Q's categorical logits steer ``r_adv``; the model's parameters get no gradient
         from finding it."""
         x = self.images[:n].detach().float()
-        p = {k: F.log_softmax(v["logits"][:n].detach().float(), dim=1) for k, v in self.q.items() if "logits" in v}
-        if not p:
+        fixed = {k: v["logits"][:n] for k, v in self.q.items() if "logits" in v}
+        if not fixed:
             raise ValueError("virtual adversarial training needs a categorical code")
         d = _unit(torch.randn(x.shape, generator=self.rng).to(x.device)).requires_grad_(True)
         q_d = self.read((x + eps * d).to(self.images.dtype))
-        kl = sum((lp.exp() * (lp - F.log_softmax(q_d[k]["logits"].float(), dim=1))).sum(dim=1).sum()
-                 for k, lp in p.items())
+        kl = sum(posterior_kl(logits, q_d[k]["logits"]).sum() for k, logits in fixed.items())
         (grad,) = torch.autograd.grad(kl, d)
         return self.read((x + eps * _unit(grad.detach())).to(self.images.dtype))
 
