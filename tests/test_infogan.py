@@ -430,7 +430,7 @@ def test_real_training_learns_digit_identity(tmp_path, tiny_config):
     ev = res.eval
     rows = [json.loads(l) for l in (tmp_path / "mnist" / "metrics.jsonl").read_text().splitlines()]
     first = next(r for r in rows if "L_I/c1" in r)["L_I/c1"]
-    # 250 steps is about 3 epochs of the sample: far from converged (the benchmark runs 3,000), but
+    # 250 steps is about 3 epochs of the sample: far from converged (the recipe runs 2,000), but
     # the bound must be most of the way to H(c1) = ln 10 = 2.30 (an uninformative Q gives 0), and
     # the code must already sort real digits above chance: on 2,000 digits of all ten classes a
     # random code scores about 0.11 after matching and an NMI below 0.01 (see the metrics test).
