@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .codes import CodeSet
-from .images import random_affine
+from .images import random_affine, random_stroke
 from .losses import posterior_kl
 
 QParams = dict[str, dict[str, torch.Tensor]]
@@ -52,11 +52,13 @@ class Reading:
             self.q_given = self.compute_q() if self.compute_q is not None else self.read(self.images)
         return self.q_given
 
-    def q_transformed(self, n: int | None = None, **ranges: float) -> QParams:
+    def q_transformed(self, n: int | None = None, stroke: float = 0.0, **ranges: float) -> QParams:
         """Q on a randomly transformed copy of the images (:func:`~genzoo_infogan.images.random_affine`
-        with ``ranges``: ``degrees``, ``scale``, ``shear``, ``translate_px``); of the first ``n``
-        images only, if given (the batch is in random order, so they are a random subset)."""
-        return self.read(random_affine(self.images[:n], self.rng, **ranges))
+        with ``ranges``: ``degrees``, ``scale``, ``shear``, ``translate_px``; then, if ``stroke`` is
+        above 0, :func:`~genzoo_infogan.images.random_stroke`); of the first ``n`` images only, if
+        given (the batch is in random order, so they are a random subset)."""
+        x = random_affine(self.images[:n], self.rng, **ranges)
+        return self.read(random_stroke(x, self.rng, stroke) if stroke > 0 else x)
 
     def q_adversarial(self, eps: float, n: int | None = None) -> QParams:
         """Q on the images moved by ``r_adv``, the shift of L2 length ``eps`` that most changes

@@ -29,12 +29,13 @@ shape the categories first (``infovae-mnist``: docs/experiments/vae.md).
 
 ``real_invariance`` (also off by default) adds ``mean_x KL(Q(c|x) || Q(c|T(x)))`` per categorical
 code, logged as ``inv_real/<code>``, where T is a random small affine transformation of the real
-batch that the family supplies as ``outputs["info_real"]["q_aug"]`` (IMSAT's self-augmented
-training): the categorical code must not change when the image is rotated, scaled or sheared a
-little, which is what keeps it from splitting a digit by slant or width (the continuous codes'
-job). ``q_aug`` may be a callable; it is then called with the recipe's ``[info.invariance_affine]``
-ranges (``degrees``, ``scale``, ``shear``, ``translate_px``) as keyword arguments, the ones
-:func:`genzoo_infogan.images.random_affine` takes.
+batch, read by Q through ``PhaseOutput.real.q_transformed`` (IMSAT's self-augmented training): the
+categorical code must not change when the image is rotated, scaled or sheared a little, which is
+what keeps it from splitting a digit by slant or width (the continuous codes' job). T's ranges are
+the recipe's ``[info.invariance_affine]`` (``degrees``, ``scale``, ``shear``, ``translate_px``:
+:func:`genzoo_infogan.images.random_affine`). With ``invariance_stroke`` above 0 (off by default),
+T also thickens or thins the strokes by up to that share of a 3x3 max or min filter
+(:func:`genzoo_infogan.images.random_stroke`), so that the pen is style too.
 
 ``fake_invariance`` (off by default) does the same for generated images: it adds each categorical
 code's L_I once more, weighted by ``fake_invariance``, with Q reading a randomly transformed copy of
@@ -99,7 +100,7 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
         cat = {n: (w if codes[n].discrete else 0.0) for n, w in weights.items()}
         # Q on T(G(z, c)) costs a pass through Q's features: only where the term counts
         if cfg["fake_invariance"] > 0 and scale != 0.0 and any(cat.values()):
-            q_aug = gen.q_transformed(n=subset, **cfg["invariance_affine"])
+            q_aug = gen.q_transformed(n=subset, stroke=cfg["invariance_stroke"], **cfg["invariance_affine"])
             loss_aug, li_aug = info_loss(codes, q_aug, {k: v[:subset] for k, v in gen.c.items()}, cat)
             for name, value in li_aug.items():
                 if codes[name].discrete:
@@ -117,7 +118,7 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
             parts.append(balance * gap + confidence * cond)
         q_first = {k: {p: v[:subset] for p, v in params.items()} for k, params in real.q.items()}
         if invariance > 0:
-            q_aug = real.q_transformed(n=subset, **cfg["invariance_affine"])
+            q_aug = real.q_transformed(n=subset, stroke=cfg["invariance_stroke"], **cfg["invariance_affine"])
             for name, kl in invariance_terms(codes, q_first, q_aug).items():
                 outputs.metrics[f"inv_real/{name}"] = kl.detach()
                 parts.append(invariance * kl)

@@ -133,6 +133,7 @@ def test_every_writing_command_refuses_an_unwritable_destination(folder_run, tmp
     ("info.confidence_ramp=-1", "info.confidence_ramp must be 0 or more (steps)"),
     ("info.real_vat=-1", "info.real_vat must be 0 (off) or more"),
     ("info.vat_eps=0", "info.vat_eps must be above 0 (an L2 length in pixel units)"),
+    ("info.invariance_stroke=1.5", "info.invariance_stroke must be between 0 (off) and 1"),
 ])
 def test_settings_the_fuzzer_found_unchecked(tmp_path, setting, message):
     res = invoke("run", "infogan-mnist", "--out", str(tmp_path / "run"), "--set", setting)

@@ -131,6 +131,23 @@ def test_random_affine_changes_style_not_content():
     assert mass.min() > 0.7 and mass.max() < 1.3  # the blob moved a little, it was not cut off
 
 
+def test_random_stroke_thickens_or_thins_by_the_drawn_share():
+    from genzoo_infogan.images import random_stroke
+
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, :, 4, 2:7] = 1.0  # a one-pixel horizontal stroke, 5 pixels long
+    g = torch.Generator().manual_seed(0)
+    u = (torch.rand(64, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 0.5
+    y = random_stroke(x.clone().requires_grad_(True), g, 0.5)
+    ink = y.detach().sum((1, 2, 3))
+    # the 3x3 max filter turns the 5-pixel stroke into 3x7 = 21 pixels; the min filter erases it
+    want = torch.where(u > 0, 5 + u * 16, 5 + u * 5)
+    assert torch.allclose(ink, want, atol=1e-5)
+    assert (u > 0).any() and (u < 0).any()
+    y.sum().backward()  # differentiable in x
+    assert torch.equal(random_stroke(x, torch.Generator().manual_seed(0), 0.0), x)
+
+
 def test_real_invariance_term(host):
     m = build_infogan({}, CodeSet.parse("cat:10,uniform"), (1, 28, 28))
     x = blob_images(16).images
@@ -160,13 +177,16 @@ def test_real_invariance_uses_the_recipes_ranges(host):
         m.q_head.net[-1].weight.mul_(100.0)  # a confident Q, so that its posterior can move
     x = blob_images(16).images
 
-    def kl(**ranges):
+    def kl(stroke=0.0, **ranges):
         out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
-        loss_terms("d", m, out, {"info": {"real_invariance": 1.0, "invariance_affine": ranges}})
+        loss_terms("d", m, out, {"info": {"real_invariance": 1.0, "invariance_affine": ranges,
+                                          "invariance_stroke": stroke}})
         return float(out.metrics["inv_real/c1"])
 
-    assert kl(degrees=0, scale=0, shear=0, translate_px=0) == pytest.approx(0.0, abs=1e-6)  # T = identity
+    identity = {"degrees": 0, "scale": 0, "shear": 0, "translate_px": 0}
+    assert kl(**identity) == pytest.approx(0.0, abs=1e-6)  # T = identity
     assert kl(degrees=40, scale=0.2, shear=0.5, translate_px=3) > 0.01
+    assert kl(stroke=1.0, **identity) > 1e-3  # T thickens or thins the blobs (the squares: a little)
 
 
 def test_fake_invariance_term(host):
