@@ -33,6 +33,11 @@ Q(c|x), so it learns what Q's categories mean, but the categories are shaped onl
 ``info`` and the real-data terms, not bent towards whatever split of the digits helps the decoder
 most (stroke, slant). Continuous codes and the encoder trunk (through z) still learn from ``recon``.
 
+``[model] q_trunk = "own"`` (default ``"shared"``) gives Q a trunk of its own, the encoder's
+architecture with its own weights: Q's features then learn only from ``info``, the real-data terms
+and (with ``cat_recon_grad``) the reconstruction through the codes, and z's KL and reconstruction
+no longer shape them. It costs one more trunk pass over the real batch per step.
+
 ``info`` comes from the built-in ``infocodes`` loss hook, exactly as for InfoGAN: the phase returns
 Q's reading of x' with its codes c' as ``PhaseOutput.generated``. It makes the decoder keep each code recognisable in
 what it generates, and trains Q (and the shared trunk) on samples whose code is known, which is
@@ -68,13 +73,15 @@ class VAESettings:
     gamma: float = 1.0            # weight of the codes' KL to their priors
     temperature: float = 0.67     # Gumbel-softmax temperature of categorical codes
     cat_recon_grad: bool = True   # false: the reconstruction does not train Q's categorical logits
+    q_trunk: str = "shared"       # shared: Q reads the encoder's features; own: a trunk of its own
 
     def __post_init__(self) -> None:
         checks = [("noise_dim", 1 <= self.noise_dim <= 4096, "between 1 and 4096 (the size of z)"),
                   ("q_hidden", 0 <= self.q_hidden <= 65536, "between 0 and 65536"),
                   ("beta", self.beta >= 0, "0 or more"), ("gamma", self.gamma >= 0, "0 or more"),
                   ("temperature", self.temperature > 0, "above 0"),
-                  ("net", self.net in ("auto", "mnist", "color32", "conv64"), "auto, mnist, color32 or conv64")]
+                  ("net", self.net in ("auto", "mnist", "color32", "conv64"), "auto, mnist, color32 or conv64"),
+                  ("q_trunk", self.q_trunk in ("shared", "own"), "shared or own")]
         for key, ok, want in checks:
             if not ok:
                 raise ValueError(f"{key} must be {want}, got {getattr(self, key)!r}")
@@ -101,6 +108,9 @@ class VAE(GenerativeModel):
         self.latent = nn.Linear(width, 2 * self.noise_dim)
         mods = ["encoder", "latent", "decoder"]
         if len(codes):
+            if settings.q_trunk == "own":  # Q's features learn only from the info and real-data terms
+                self.q_trunk, _ = build_trunk(self.net, self.image_shape)
+                mods.append("q_trunk")
             self.q_head = QHead(width, codes, hidden=settings.q_hidden)
             mods.append("q_head")
         self.export_modules = self.full_modules = tuple(mods)
@@ -119,10 +129,16 @@ class VAE(GenerativeModel):
     def features(self, x):
         return self.encoder(x)
 
+    def q_features(self, x, encoder_features=None):
+        """What Q's head reads: the encoder's features (given, or computed), or Q's own trunk's."""
+        if hasattr(self, "q_trunk"):
+            return self.q_trunk(x)
+        return self.encoder(x) if encoder_features is None else encoder_features
+
     def encode(self, x):
         if not len(self.codes):
             return {}
-        return self.q_head(self.encoder(x))
+        return self.q_head(self.q_features(x))
 
     def encode_latent(self, x):
         mu, logvar = self.latent(self.encoder(x)).float().chunk(2, dim=1)
@@ -165,7 +181,7 @@ class VAE(GenerativeModel):
         out = PhaseOutput(losses={})
         code_input = None
         if len(self.codes):
-            q_real = self.q_head(f)
+            q_real = self.q_head(self.q_features(x, f))
             code_input, kl_c = self._relaxed_codes(q_real, rng)
             out.losses["kl_codes"] = self.gamma * kl_c
             out.real = Reading(x, self.encode, rng, q_given=q_real)
@@ -178,7 +194,7 @@ class VAE(GenerativeModel):
             zp = self.sample_noise(n, rng)
             cp = self.sample_codes(n, rng)
             xp = torch.sigmoid(self.decode_logits(zp, self.codes.to_input(cp)))
-            out.generated = Reading(xp, self.encode, rng, c=cp, q_given=self.q_head(self.encoder(xp)))
+            out.generated = Reading(xp, self.encode, rng, c=cp, q_given=self.encode(xp))
         return out
 
 

@@ -180,3 +180,25 @@ def test_a_loss_computed_in_bf16_is_named_once_and_added_in_fp32(tmp_path):
     assert said.count("loss 'moments' of phase 'g' was computed in torch.bfloat16") == 1, said
     rows = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert all(isinstance(r["loss/g_moments"], float) for r in rows if "loss/g_moments" in r)
+
+
+def test_vae_q_trunk_own_keeps_q_and_the_encoder_apart(host):
+    """q_trunk = own: z's KL never reaches Q's trunk (the reconstruction does, through the codes'
+    samples, as with a shared trunk), and the info and real-data terms never reach the encoder;
+    the trunk is saved with the model."""
+    m = build_vae({"q_trunk": "own"}, CodeSet.parse("cat:10,uniform:-1:1"), (1, 28, 28))
+    assert "q_trunk" in m.export_modules and "q_trunk" in dict(m.named_children())
+    x = torch.rand(8, 1, 28, 28)
+    out = m.phase_outputs("vae", x, torch.Generator().manual_seed(0))
+    out.losses["kl"].backward()
+    assert m.encoder[0].weight.grad.abs().sum() > 0 and m.q_trunk[0].weight.grad is None
+    m.zero_grad(set_to_none=True)
+    out = m.phase_outputs("vae", x, torch.Generator().manual_seed(0))
+    terms = loss_terms("vae", m, out, {"info": {"lambda_cat": 1.0, "real_balance": 1.0, "real_invariance": 1.0}})
+    sum(terms.values()).backward()
+    assert m.q_trunk[0].weight.grad.abs().sum() > 0 and m.encoder[0].weight.grad is None
+    shared = build_vae({}, CodeSet.parse("cat:10"), (1, 28, 28))
+    assert not hasattr(shared, "q_trunk") and "q_trunk" not in shared.export_modules
+    with pytest.raises(ValueError, match="q_trunk must be shared or own"):
+        VAESettings(q_trunk="separate")
+
