@@ -85,6 +85,7 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
     codes = model.codes
     terms = {}
     subset = cfg["invariance_batch"] or None  # T on the first N images of the batch, or on all
+    t_ranges = dict(cfg["invariance_affine"], stroke=cfg["invariance_stroke"])  # T's ranges
     gen = outputs.generated
     if gen is not None:
         weights = code_weights(codes, cfg["lambda_cat"], cfg["lambda_cont"], cfg["weights"])
@@ -100,7 +101,7 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
         cat = {n: (w if codes[n].discrete else 0.0) for n, w in weights.items()}
         # Q on T(G(z, c)) costs a pass through Q's features: only where the term counts
         if cfg["fake_invariance"] > 0 and scale != 0.0 and any(cat.values()):
-            q_aug = gen.q_transformed(n=subset, stroke=cfg["invariance_stroke"], **cfg["invariance_affine"])
+            q_aug = gen.q_transformed(n=subset, **t_ranges)
             loss_aug, li_aug = info_loss(codes, q_aug, {k: v[:subset] for k, v in gen.c.items()}, cat)
             for name, value in li_aug.items():
                 if codes[name].discrete:
@@ -118,7 +119,7 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
             parts.append(balance * gap + confidence * cond)
         q_first = {k: {p: v[:subset] for p, v in params.items()} for k, params in real.q.items()}
         if invariance > 0:
-            q_aug = real.q_transformed(n=subset, stroke=cfg["invariance_stroke"], **cfg["invariance_affine"])
+            q_aug = real.q_transformed(n=subset, **t_ranges)
             for name, kl in invariance_terms(codes, q_first, q_aug).items():
                 outputs.metrics[f"inv_real/{name}"] = kl.detach()
                 parts.append(invariance * kl)

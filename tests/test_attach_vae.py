@@ -201,4 +201,3 @@ def test_vae_q_trunk_own_keeps_q_and_the_encoder_apart(host):
     assert not hasattr(shared, "q_trunk") and "q_trunk" not in shared.export_modules
     with pytest.raises(ValueError, match="q_trunk must be shared or own"):
         VAESettings(q_trunk="separate")
-
