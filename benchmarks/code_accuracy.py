@@ -5,8 +5,9 @@
 Trains the recipe once per seed (sequentially: never two torch processes at once on a small
 machine) and prints JSON: per-seed accuracy (categories matched to labels, Hungarian), the best
 categorical code's confusion counts (which labels merge or split), the accuracy every N steps with
-``--set train.eval_every=N``, L_I per code, the median and minimum, and the CPU minutes each run
-took.
+``--set train.eval_every=N``, L_I per code, the median and minimum, the CPU minutes each run
+took, and for a family with a reconstruction loss (``vae``) its mean over the last tenth of the
+run's logged steps (nats per image: lower is sharper).
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ def main(argv=None) -> int:
         # with --set train.eval_every=N: the accuracy every N steps, from the run's metrics
         records = [json.loads(line) for line in (res.out_dir / "metrics.jsonl").read_text().splitlines()]
         by_step = [[r["step"], r["eval"].get("code_accuracy")] for r in records if "eval" in r]
+        recon = [r["loss/vae_recon"] for r in records if "loss/vae_recon" in r]
+        tail = recon[-max(1, len(recon) // 10):]
         runs.append({"seed": seed, "accuracy": ev.get("code_accuracy"), "mi": ev.get("mi"),
                      "accuracy_by_step": by_step,
+                     "reconstruction": round(statistics.fmean(tail), 2) if recon else None,
                      "confusion": best.get("confusion"),  # rows: categories, columns: labels
                      "wall_minutes": round((time.perf_counter() - t0) / 60, 2),
                      "cpu_minutes": round((time.process_time() - c0) / 60, 2)})
