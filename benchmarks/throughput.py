@@ -17,7 +17,9 @@ median over rounds, with the spread (min, max):
   the real and generated batches), at ``--precision``; ``engine_recipe_foreach_adam``: the same
   with the ``foreach`` Adam kernel; ``engine_recipe_invariance_batch_32``: the
   same with only 32 images of each batch transformed (``[info] invariance_batch = 32``: faster,
-  but on infogan-mnist it left the continuous codes unused; docs/experiments/speed.md).
+  but on infogan-mnist it left the continuous codes unused; docs/experiments/speed.md);
+  ``engine_recipe_d_phase_fake_invariance``: the recipe as version 2 had it, Q also reading
+  T(G(z, c)) in the D phase (``[info] fake_invariance_phase_scale.d = 1``), one trunk pass more.
 
 Prints JSON: img/s per variant (median, min, max) and each one's speed-up over the reference.
 """
@@ -129,6 +131,8 @@ def main(argv=None) -> int:
         "engine_recipe_foreach_adam": resolve(recipe, registry, [*base, f"train.precision={args.precision}"]),
         "engine_recipe_invariance_batch_32": resolve(recipe, registry, [*base, f"train.precision={args.precision}",
                                                                         "info.invariance_batch=32"]),
+        "engine_recipe_d_phase_fake_invariance": resolve(recipe, registry, [
+            *base, f"train.precision={args.precision}", "info.fake_invariance_phase_scale.d=1"]),
     }
     config = configs["engine_paper"]
     with warnings.catch_warnings():

@@ -72,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
         "confidence_ramp": 0,  # steps over which real_confidence rises linearly from 0
         "real_invariance": 0.0,  # weight of KL(Q(c|x) || Q(c|T(x))), T a small affine map
         "fake_invariance": 0.0,  # weight of categorical codes' L_I with Q reading T(G(z, c))
+        "fake_invariance_phase_scale": {},  # per phase multiplier of that term, e.g. {d = 0.0}
         "invariance_batch": 0,  # images of each batch T is applied to (0 = all): a cheaper step
         "real_vat": 0.0,      # weight of KL(Q(c|x) || Q(c|x + r_adv)), r_adv Q's most sensitive shift
         "vat_eps": 2.0,       # L2 length of r_adv, in pixel units (images in [0, 1])
@@ -88,7 +89,7 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-OPEN_TABLES = {"train.lr", "info.weights", "info.phase_scale"}  # keys here may be added freely
+OPEN_TABLES = {"train.lr", "info.weights", "info.phase_scale", "info.fake_invariance_phase_scale"}  # keys here may be added freely
 
 
 def load_toml(path: Path | str) -> dict:
@@ -356,12 +357,13 @@ def validate(config: dict, registry) -> None:
     if missing:
         raise UserError(f"train.lr.{missing[0]} is not set: family {config['family']!r} trains phases "
                         f"{', '.join(phases)} and each needs a learning rate")
-    for phase, scale in config["info"]["phase_scale"].items():
-        if phase not in phases:
-            raise UserError(f"info.phase_scale.{phase}: family {config['family']!r} has no phase {phase!r}."
-                            f"{suggest(phase, phases)} Phases: {', '.join(phases)}")
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-            raise UserError(f"info.phase_scale.{phase} must be a number, got {scale!r}")
+    for table in ("phase_scale", "fake_invariance_phase_scale"):
+        for phase, scale in config["info"][table].items():
+            if phase not in phases:
+                raise UserError(f"info.{table}.{phase}: family {config['family']!r} has no phase {phase!r}."
+                                f"{suggest(phase, phases)} Phases: {', '.join(phases)}")
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+                raise UserError(f"info.{table}.{phase} must be a number, got {scale!r}")
     for name, weight in config["info"]["weights"].items():
         if name not in codes:
             raise UserError(f"info.weights.{name}: there is no code {name!r}.{suggest(name, codes.names)} "

@@ -43,6 +43,9 @@ G's images (the same ranges), logged as ``L_I_aug/<code>``. By the
 data processing inequality this is still a lower bound on I(c; G(z, c)). Q can then not read the
 category from slant or width, so G cannot carry it there either: in the G phase it pushes G to put
 the categorical code in what survives the transformation, the digit's shape.
+``fake_invariance_phase_scale`` scales the term per phase (``{d = 0.0}``: only G is asked, and
+the D phase skips Q's pass over T(G(z, c)), a cheaper step; Q still learns to ignore T from the
+``real_invariance``, above).
 
 ``real_vat`` (off by default) adds ``mean_x KL(Q(c|x) || Q(c|x + r_adv))`` per categorical code,
 logged as ``vat_real/<code>``: virtual adversarial training (Miyato et al. 2018), the term that
@@ -100,13 +103,14 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
             terms["info"] = scale * loss
         cat = {n: (w if codes[n].discrete else 0.0) for n, w in weights.items()}
         # Q on T(G(z, c)) costs a pass through Q's features: only where the term counts
-        if cfg["fake_invariance"] > 0 and scale != 0.0 and any(cat.values()):
+        aug_scale = scale * float(cfg["fake_invariance_phase_scale"].get(phase, 1.0))
+        if cfg["fake_invariance"] > 0 and aug_scale != 0.0 and any(cat.values()):
             q_aug = gen.q_transformed(n=subset, **t_ranges)
             loss_aug, li_aug = info_loss(codes, q_aug, {k: v[:subset] for k, v in gen.c.items()}, cat)
             for name, value in li_aug.items():
                 if codes[name].discrete:
                     outputs.metrics[f"L_I_aug/{name}"] = value.detach()
-            terms["info_aug"] = cfg["fake_invariance"] * scale * loss_aug
+            terms["info_aug"] = cfg["fake_invariance"] * aug_scale * loss_aug
     real = outputs.real
     balance, confidence, invariance = cfg["real_balance"], cfg["real_confidence"], cfg["real_invariance"]
     confidence *= continuous_scale(step, 0, cfg["confidence_ramp"])

@@ -209,6 +209,22 @@ def test_fake_invariance_term(host):
     assert "info_aug" not in loss_terms("g", m, out, {"info": {}})
 
 
+def test_fake_invariance_phase_scale_switches_the_term_per_phase(host):
+    m = build_infogan({}, CodeSet.parse("cat:10,uniform"), (1, 28, 28))
+    x = blob_images(16).images
+    identity = {"degrees": 0, "scale": 0, "shear": 0, "translate_px": 0}
+    cfg = {"info": {"fake_invariance": 0.5, "invariance_affine": identity,
+                    "fake_invariance_phase_scale": {"d": 0.0, "g": 3.0}}}
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    out.generated.q_transformed = lambda **t: pytest.fail("Q read T(G(z, c)) in the phase scaled to 0")
+    terms = loss_terms("d", m, out, cfg)
+    assert "info_aug" not in terms and "info" in terms  # the plain info loss still trains Q
+    out = m.phase_outputs("g", x, torch.Generator().manual_seed(0))
+    terms = loss_terms("g", m, out, cfg)
+    li = float(out.metrics["L_I_aug/c1"])
+    assert float(terms["info_aug"].detach()) == pytest.approx(-0.5 * 3.0 * li, abs=1e-5)
+
+
 def test_continuous_codes_schedule(host):
     from genzoo_infogan.plugins.infocodes import continuous_scale
 
