@@ -89,7 +89,8 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-OPEN_TABLES = {"train.lr", "info.weights", "info.phase_scale", "info.fake_invariance_phase_scale"}  # keys here may be added freely
+# keys here may be added freely
+OPEN_TABLES = {"train.lr", "info.weights", "info.phase_scale", "info.fake_invariance_phase_scale"}
 
 
 def load_toml(path: Path | str) -> dict:

@@ -44,7 +44,7 @@ data processing inequality this is still a lower bound on I(c; G(z, c)). Q can t
 category from slant or width, so G cannot carry it there either: in the G phase it pushes G to put
 the categorical code in what survives the transformation, the digit's shape.
 ``fake_invariance_phase_scale`` scales the term per phase (``{d = 0.0}``: only G is asked, and
-the D phase skips Q's pass over T(G(z, c)), a cheaper step; Q still learns to ignore T from the
+the D phase skips Q's pass over T(G(z, c)), a cheaper step; Q still learns to ignore T from
 ``real_invariance``, above).
 
 ``real_vat`` (off by default) adds ``mean_x KL(Q(c|x) || Q(c|x + r_adv))`` per categorical code,
