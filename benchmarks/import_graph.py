@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 CORE = ("codes", "qhead", "losses", "nets", "model", "data", "checkpoint", "config", "images", "io",
-        "registry", "metrics", "sprites", "render3d", "disentangle", "attach", "errors")
+        "registry", "metrics", "sprites", "render3d", "disentangle", "attach", "errors", "weightcast")
 
 
 def modules(root: Path) -> dict[str, Path]:

@@ -19,7 +19,9 @@ median over rounds, with the spread (min, max):
   same with only 32 images of each batch transformed (``[info] invariance_batch = 32``: faster,
   but on infogan-mnist it left the continuous codes unused; docs/experiments/speed.md);
   ``engine_recipe_d_phase_fake_invariance``: the recipe as version 2 had it, Q also reading
-  T(G(z, c)) in the D phase (``[info] fake_invariance_phase_scale.d = 1``), one trunk pass more.
+  T(G(z, c)) in the D phase (``[info] fake_invariance_phase_scale.d = 1``), one trunk pass more;
+  ``engine_recipe_autocast_casts``: the recipe without the engine's kept bf16 copies of the large
+  weights (``weightcast.py``), autocast casting every weight at every use.
 
 Prints JSON: img/s per variant (median, min, max) and each one's speed-up over the reference.
 """
@@ -133,6 +135,7 @@ def main(argv=None) -> int:
                                                                         "info.invariance_batch=32"]),
         "engine_recipe_d_phase_fake_invariance": resolve(recipe, registry, [
             *base, f"train.precision={args.precision}", "info.fake_invariance_phase_scale.d=1"]),
+        "engine_recipe_autocast_casts": resolve(recipe, registry, [*base, f"train.precision={args.precision}"]),
     }
     config = configs["engine_paper"]
     with warnings.catch_warnings():
@@ -147,6 +150,7 @@ def main(argv=None) -> int:
         for phase, opt in slow.opts.items():
             group = opt.param_groups[0]
             slow.opts[phase] = torch.optim.Adam(group["params"], lr=group["lr"], betas=group["betas"], foreach=True)
+    trainers["engine_recipe_autocast_casts"].weight_casts = None
     trainer = trainers["engine_paper"]
     batch = config["train"]["batch_size"]
     family = registry.family("infogan")

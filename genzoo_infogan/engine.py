@@ -18,7 +18,10 @@ Precision: with bf16 (``train.precision = "auto"`` where the CPU or GPU has nati
 phase runs under bf16 autocast: the networks compute in bf16, and every loss is computed in fp32
 from ``.float()`` tensors, as the loss functions of :mod:`genzoo_infogan.losses` do. A loss that
 a family returns in a 16-bit type was computed in 16 bits; the engine says so once (a warning
-naming the loss), then adds it in fp32.
+naming the loss), then adds it in fp32. The networks' linear layers read a bf16 copy of their
+weight that the engine keeps between phases and refreshes after each optimizer step
+(:mod:`genzoo_infogan.weightcast`): autocast's numbers, with one cast per change of a weight
+instead of one per use.
 
 Runs are seeded and deterministic on the CPU (same seed, same weights). ``--resume`` continues from
 the last checkpoint with the optimizer moments and every RNG state, so N steps + resume + N steps
@@ -63,6 +66,7 @@ from .io import atomic_write, replace_dir
 from .metrics import evaluate_model, labelled_subset
 from .model import PhaseOutput
 from .registry import Registry
+from .weightcast import WeightCasts
 
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 EXIT_NAN = 3
@@ -243,6 +247,8 @@ class Trainer:
         self.compiled = self.model
         if t.get("compile"):
             self.compiled = torch.compile(self.model)
+        # bf16 copies of the large weights, kept between phases (weightcast.py); not under compile
+        self.weight_casts = WeightCasts() if self.precision == "bf16" and not t.get("compile") else None
         self.ddp = None
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -432,7 +438,7 @@ class Trainer:
         for phase in self.model.phases:
             if self.ddp is None:
                 self._require_grad(phase)
-            with autocast_ctx(self.device, self.precision):
+            with autocast_ctx(self.device, self.precision), self._casts():
                 out = fwd(phase, x, self.rng, self.step)
                 losses = self._phase_loss(phase, self.model, out)
             loss = sum(losses.values())
@@ -448,6 +454,8 @@ class Trainer:
                     continue
                 self._stop_non_finite(phase, losses, grad_norm)
             opt.step()
+            if self.weight_casts is not None:
+                self.weight_casts.stale(self._phase_params[phase])
             for k, v in losses.items():
                 step_metrics[f"loss/{phase}_{k}"] = v.detach()
             for k, v in out.metrics.items():
@@ -456,6 +464,9 @@ class Trainer:
             self._require_grad(None)
         self.step += 1
         return step_metrics
+
+    def _casts(self):
+        return self.weight_casts.phase() if self.weight_casts is not None else nullcontext()
 
     def _stop_non_finite(self, phase: str, losses: dict, grad_norm: torch.Tensor):
         """Stop with exit 3, keeping the last finite state: the weights before this step (the bad

@@ -14,12 +14,17 @@
 A generator ends in a sigmoid (pixels in [0, 1]) or, with ``output="logits"``, without it (a VAE's
 Bernoulli decoder). A trunk maps images to a flat feature vector; InfoGAN puts D's head and the Q
 head on it, the VAE its latent layer and the Q head.
+
+Their linear layers are :class:`genzoo_infogan.weightcast.Linear`: torch's, except that during a
+training phase under bf16 autocast they read the engine's kept bf16 copy of the weight.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .weightcast import Linear
 
 LRELU = 0.1
 NETS = ("mnist", "color32", "conv64")
@@ -69,13 +74,13 @@ def build_generator(net: str, image_shape, in_dim: int, output: str = "sigmoid")
     c, h, _ = image_shape
     if net == "mnist":
         layers = [
-            nn.Linear(in_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(True),
-            nn.Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True), Reshape(128, 7, 7),
+            Linear(in_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(True),
+            Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True), Reshape(128, 7, 7),
             nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),
             nn.ConvTranspose2d(64, c, 4, 2, 1)]
     elif net == "color32":
         layers = [
-            nn.Linear(in_dim, 448 * 2 * 2), nn.BatchNorm1d(448 * 2 * 2), nn.ReLU(True), Reshape(448, 2, 2),
+            Linear(in_dim, 448 * 2 * 2), nn.BatchNorm1d(448 * 2 * 2), nn.ReLU(True), Reshape(448, 2, 2),
             nn.ConvTranspose2d(448, 256, 4, 2, 1), nn.BatchNorm2d(256), nn.ReLU(True),
             nn.ConvTranspose2d(256, 128, 4, 2, 1), nn.ReLU(True),
             nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(True),
@@ -83,8 +88,8 @@ def build_generator(net: str, image_shape, in_dim: int, output: str = "sigmoid")
     elif net == "conv64":
         s = h // 16
         layers = [
-            nn.Linear(in_dim, 128), nn.BatchNorm1d(128), nn.ReLU(True),
-            nn.Linear(128, 64 * s * s), nn.BatchNorm1d(64 * s * s), nn.ReLU(True), Reshape(64, s, s),
+            Linear(in_dim, 128), nn.BatchNorm1d(128), nn.ReLU(True),
+            Linear(128, 64 * s * s), nn.BatchNorm1d(64 * s * s), nn.ReLU(True), Reshape(64, s, s),
             nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),
             nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(True),
             nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(True),
@@ -108,7 +113,7 @@ def build_trunk(net: str, image_shape, spectral_norm: bool = False, batch_norm: 
             spectral(nn.Conv2d(c, 64, 4, 2, 1), sn), nn.LeakyReLU(LRELU, True),
             spectral(nn.Conv2d(64, 128, 4, 2, 1), sn), _norm(bn2, 128, batch_norm), nn.LeakyReLU(LRELU, True),
             nn.Flatten(),
-            spectral(nn.Linear(128 * 7 * 7, 1024), sn), _norm(bn1, 1024, batch_norm), nn.LeakyReLU(LRELU, True),
+            spectral(Linear(128 * 7 * 7, 1024), sn), _norm(bn1, 1024, batch_norm), nn.LeakyReLU(LRELU, True),
         ), 1024
     if net == "color32":
         return nn.Sequential(
@@ -125,7 +130,7 @@ def build_trunk(net: str, image_shape, spectral_norm: bool = False, batch_norm: 
             spectral(nn.Conv2d(32, 64, 4, 2, 1), sn), _norm(bn2, 64, batch_norm), nn.LeakyReLU(LRELU, True),
             spectral(nn.Conv2d(64, 64, 4, 2, 1), sn), _norm(bn2, 64, batch_norm), nn.LeakyReLU(LRELU, True),
             nn.Flatten(),
-            spectral(nn.Linear(64 * s * s, 128), sn), _norm(bn1, 128, batch_norm), nn.LeakyReLU(LRELU, True),
+            spectral(Linear(64 * s * s, 128), sn), _norm(bn1, 128, batch_norm), nn.LeakyReLU(LRELU, True),
         ), 128
     raise ValueError(f"unknown net {net!r}: use {', '.join(NETS)}")
 
