@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -15,7 +16,8 @@ from test_reliability import write_pngs
 HERE = Path(__file__).resolve().parent
 
 
-def test_two_ranks_hold_identical_weights_and_write_one_run_folder(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: autocast and the kept weight copies
+def test_two_ranks_hold_identical_weights_and_write_one_run_folder(tmp_path, precision):
     data = write_pngs(tmp_path / "imgs", 64)
     dump = tmp_path / "dump"
     dump.mkdir()
@@ -24,7 +26,7 @@ def test_two_ranks_hold_identical_weights_and_write_one_run_folder(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                           "--standalone", str(HERE / "ddp_worker.py"),
-                          str(runs / "run"), str(data), str(dump)],
+                          str(runs / "run"), str(data), str(dump), precision],
                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     a, b = load_file(str(dump / "rank0.safetensors")), load_file(str(dump / "rank1.safetensors"))
