@@ -45,7 +45,7 @@ class WeightCasts:
 
     def __init__(self, dtype: torch.dtype = torch.bfloat16):
         self.dtype = dtype
-        self._copies: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}  # id -> (weight, version, copy)
+        self._copies: dict[int, tuple] = {}  # id -> (weight, its version when copied or None, copy)
         self._phase: dict[tuple, torch.Tensor] | None = None  # this phase's casts, shared by its uses
 
     @contextmanager
@@ -59,10 +59,13 @@ class WeightCasts:
             _ACTIVE.reset(token)
 
     def stale(self, weights) -> None:
-        """Forget the copies of ``weights``: an optimizer stepped them. Adam's fused kernel updates
-        weights in place without moving their version counter, so the engine says so here."""
+        """Mark the copies of ``weights`` out of date: an optimizer stepped them. Adam's fused kernel
+        updates weights in place without moving their version counter, so the engine says so here.
+        The next use rewrites the copy in place (no new allocation)."""
         for w in weights:
-            self._copies.pop(id(w), None)
+            if id(w) in self._copies:
+                weight, _, copy = self._copies[id(w)]
+                self._copies[id(w)] = (weight, None, copy)
 
     def get(self, weight: torch.Tensor) -> torch.Tensor:
         track = weight.requires_grad and torch.is_grad_enabled()
