@@ -14,12 +14,13 @@ median over rounds, with the spread (min, max):
   ``engine_paper_foreach_adam``: the same with PyTorch's default Adam kernel (``foreach``) instead
   of the engine's fused one (each lever's share);
 * ``engine_recipe``: the engine on the recipe's whole objective (Q also on transformed copies of
-  the real and generated batches), at ``--precision``; ``engine_recipe_foreach_adam``: the same
-  with the ``foreach`` Adam kernel; ``engine_recipe_invariance_batch_32``: the
-  same with only 32 images of each batch transformed (``[info] invariance_batch = 32``: faster,
-  but on infogan-mnist it left the continuous codes unused; docs/experiments/speed.md);
-  ``engine_recipe_d_phase_fake_invariance``: the recipe as version 2 had it, Q also reading
-  T(G(z, c)) in the D phase (``[info] fake_invariance_phase_scale.d = 1``), one trunk pass more;
+  half of the real and generated batches), at ``--precision``; ``engine_recipe_foreach_adam``: the
+  same with the ``foreach`` Adam kernel; ``engine_recipe_whole_batch_invariance``: version 3's
+  objective, every image of the batch transformed (``[info] invariance_batch = 0``);
+  ``engine_recipe_invariance_batch_32``: only 32 images transformed (faster, but on infogan-mnist
+  it left the continuous codes unused in an earlier study; docs/experiments/speed.md);
+  ``engine_recipe_d_phase_fake_invariance``: version 2's objective, the whole batch transformed
+  and Q also reading T(G(z, c)) in the D phase (``[info] fake_invariance_phase_scale.d = 1``);
   ``engine_recipe_autocast_casts``: the recipe without the engine's kept bf16 copies of the large
   weights (``weightcast.py``), autocast casting every weight at every use.
 
@@ -131,10 +132,13 @@ def main(argv=None) -> int:
                                                                 f"train.precision={args.precision}"]),
         "engine_recipe": resolve(recipe, registry, [*base, f"train.precision={args.precision}"]),
         "engine_recipe_foreach_adam": resolve(recipe, registry, [*base, f"train.precision={args.precision}"]),
+        "engine_recipe_whole_batch_invariance": resolve(recipe, registry, [
+            *base, f"train.precision={args.precision}", "info.invariance_batch=0"]),
         "engine_recipe_invariance_batch_32": resolve(recipe, registry, [*base, f"train.precision={args.precision}",
                                                                         "info.invariance_batch=32"]),
         "engine_recipe_d_phase_fake_invariance": resolve(recipe, registry, [
-            *base, f"train.precision={args.precision}", "info.fake_invariance_phase_scale.d=1"]),
+            *base, f"train.precision={args.precision}", "info.invariance_batch=0",
+            "info.fake_invariance_phase_scale.d=1"]),
         "engine_recipe_autocast_casts": resolve(recipe, registry, [*base, f"train.precision={args.precision}"]),
     }
     config = configs["engine_paper"]
