@@ -22,7 +22,9 @@ median over rounds, with the spread (min, max):
   ``engine_recipe_d_phase_fake_invariance``: version 2's objective, the whole batch transformed
   and Q also reading T(G(z, c)) in the D phase (``[info] fake_invariance_phase_scale.d = 1``);
   ``engine_recipe_autocast_casts``: the recipe without the engine's kept bf16 copies of the large
-  weights (``weightcast.py``), autocast casting every weight at every use.
+  weights (``weightcast.py``), autocast casting every weight at every use;
+  ``engine_recipe_cast_grads_new_tensors``: the kept copies, but their fp32 gradients returned to
+  autograd as new tensors instead of written into kept buffers (``grad_in_place=False``).
 
 Prints JSON: img/s per variant (median, min, max) and each one's speed-up over the reference.
 """
@@ -140,6 +142,8 @@ def main(argv=None) -> int:
             *base, f"train.precision={args.precision}", "info.invariance_batch=0",
             "info.fake_invariance_phase_scale.d=1"]),
         "engine_recipe_autocast_casts": resolve(recipe, registry, [*base, f"train.precision={args.precision}"]),
+        "engine_recipe_cast_grads_new_tensors": resolve(recipe, registry, [*base,
+                                                                           f"train.precision={args.precision}"]),
     }
     config = configs["engine_paper"]
     with warnings.catch_warnings():
@@ -155,6 +159,8 @@ def main(argv=None) -> int:
             group = opt.param_groups[0]
             slow.opts[phase] = torch.optim.Adam(group["params"], lr=group["lr"], betas=group["betas"], foreach=True)
     trainers["engine_recipe_autocast_casts"].weight_casts = None
+    if trainers["engine_recipe_cast_grads_new_tensors"].weight_casts is not None:
+        trainers["engine_recipe_cast_grads_new_tensors"].weight_casts.grad_in_place = False
     trainer = trainers["engine_paper"]
     batch = config["train"]["batch_size"]
     family = registry.family("infogan")

@@ -248,7 +248,9 @@ class Trainer:
         if t.get("compile"):
             self.compiled = torch.compile(self.model)
         # bf16 copies of the large weights, kept between phases (weightcast.py); not under compile
-        self.weight_casts = WeightCasts() if self.precision == "bf16" and not t.get("compile") else None
+        # and their fp32 gradients written into kept buffers, except under DDP, which hooks autograd's
+        self.weight_casts = (WeightCasts(grad_in_place=self.world == 1)
+                             if self.precision == "bf16" and not t.get("compile") else None)
         self.ddp = None
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP

@@ -14,6 +14,18 @@ phase's forward pass and loss terms; inside it, the :class:`Linear` layers of
 autocast's own cast: the same bf16 values forward; backward, one gradient per weight and phase,
 cast to fp32 (within a phase all uses share one cast, as autocast's cache does). Outside a phase,
 or without autocast, :class:`Linear` is ``torch.nn.Linear``.
+
+With ``grad_in_place`` (the engine's choice on one process) that fp32 gradient is not a new tensor
+either: the cast's backward writes it into a kept fp32 buffer per weight, set as the weight's
+``.grad`` (or adds it in place to a ``.grad`` already there), and hands autograd nothing for the
+weight. A fresh 25 MB tensor per large weight and phase can cost more than the copy itself on the
+2-core CPU: when the allocator takes the block from the kernel, each new page is faulted in and
+zero-filled (a step then took 140 ms against 124-136 ms; docs/experiments/speed.md). The numbers
+are the same to the bit. A ``.grad`` read after a step
+is overwritten by the next backward, as ``zero_grad(set_to_none=False)`` would, and
+``torch.autograd.grad`` with respect to such a weight gets nothing (the engine asks it only for
+inputs: R1, VAT). Not under DistributedDataParallel, whose all-reduce hooks wait on autograd's
+own gradient of each weight.
 """
 
 from __future__ import annotations
@@ -29,23 +41,35 @@ _ACTIVE: ContextVar["WeightCasts | None"] = ContextVar("genzoo_weight_casts", de
 
 
 class _Cast(torch.autograd.Function):
-    """``weight`` -> its bf16 copy (already written); the gradient goes back to fp32."""
+    """``weight`` -> its bf16 copy (already written); the gradient goes back to fp32, as a new
+    tensor, or (``grad_buffer`` given) written into the kept buffer that becomes ``weight.grad``."""
 
     @staticmethod
-    def forward(ctx, weight, copy):
+    def forward(ctx, weight, copy, grad_buffer):
+        ctx.weight, ctx.grad_buffer = (weight, grad_buffer) if grad_buffer is not None else (None, None)
         return copy.view_as(copy)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.to(torch.float32), None
+        weight = ctx.weight
+        if weight is None:
+            return grad.to(torch.float32), None, None
+        with torch.no_grad():
+            if weight.grad is None:
+                weight.grad = ctx.grad_buffer.copy_(grad)
+            else:
+                weight.grad.add_(grad)
+        return None, None, None
 
 
 class WeightCasts:
     """One bf16 copy per fp32 weight, kept across phases and steps; see the module's docstring."""
 
-    def __init__(self, dtype: torch.dtype = torch.bfloat16):
+    def __init__(self, dtype: torch.dtype = torch.bfloat16, grad_in_place: bool = False):
         self.dtype = dtype
+        self.grad_in_place = grad_in_place
         self._copies: dict[int, tuple] = {}  # id -> (weight, its version when copied or None, copy)
+        self._grads: dict[int, torch.Tensor] = {}  # id -> the kept fp32 gradient buffer (grad_in_place)
         self._phase: dict[tuple, torch.Tensor] | None = None  # this phase's casts, shared by its uses
 
     @contextmanager
@@ -79,7 +103,15 @@ class WeightCasts:
                     copy = torch.empty_like(weight, dtype=self.dtype)
                 copy.copy_(weight)
             self._copies[id(weight)] = (weight, weight._version, copy)
-        out = _Cast.apply(weight, copy) if track else copy
+        if track:
+            buffer = None
+            if self.grad_in_place and weight.is_leaf:
+                buffer = self._grads.get(id(weight))
+                if buffer is None:
+                    buffer = self._grads[id(weight)] = torch.empty_like(weight, memory_format=torch.contiguous_format)
+            out = _Cast.apply(weight, copy, buffer)
+        else:
+            out = copy
         self._phase[key] = out
         return out
 

@@ -27,6 +27,32 @@ def test_a_layer_reads_autocasts_numbers_through_the_kept_copy():
     assert torch.equal(kept.weight.grad, plain.weight.grad) and torch.equal(kept.bias.grad, plain.bias.grad)
 
 
+def test_in_place_gradients_are_autocasts_numbers_in_one_kept_buffer():
+    """With ``grad_in_place`` the fp32 gradient is written into one buffer per weight, reused after
+    ``zero_grad(set_to_none=True)``, and a second backward adds to it as autograd would."""
+    torch.manual_seed(0)
+    plain = torch.nn.Linear(48, 32)
+    kept = Linear(48, 32)
+    kept.load_state_dict(plain.state_dict())
+    casts = WeightCasts(grad_in_place=True)
+    pointers = []
+    for _ in range(2):  # two steps: the second reuses the first one's buffer
+        plain.zero_grad(set_to_none=True)
+        kept.zero_grad(set_to_none=True)
+        for x in (torch.randn(8, 48), torch.randn(5, 48)):  # two backward passes accumulate
+            with torch.autocast(**CPU_BF16):
+                want = plain(x) + plain(2 * x)  # two uses of the weight in one phase
+                with casts.phase():
+                    got = kept(x) + kept(2 * x)
+            assert torch.equal(got, want)
+            want.float().square().sum().backward()
+            got.float().square().sum().backward()
+        assert kept.weight.grad.dtype == torch.float32 and kept.weight.grad.is_contiguous()
+        assert torch.equal(kept.weight.grad, plain.weight.grad) and torch.equal(kept.bias.grad, plain.bias.grad)
+        pointers.append(kept.weight.grad.data_ptr())
+    assert pointers[0] == pointers[1]
+
+
 def test_outside_a_phase_or_autocast_the_layer_is_torchs_linear():
     layer = Linear(6, 4)
     x = torch.randn(3, 6)
