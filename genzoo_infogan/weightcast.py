@@ -21,11 +21,10 @@ either: the cast's backward writes it into a kept fp32 buffer per weight, set as
 weight. A fresh 25 MB tensor per large weight and phase can cost more than the copy itself on the
 2-core CPU: when the allocator takes the block from the kernel, each new page is faulted in and
 zero-filled (a step then took 140 ms against 124-136 ms; docs/experiments/speed.md). The numbers
-are the same to the bit. A ``.grad`` read after a step
-is overwritten by the next backward, as ``zero_grad(set_to_none=False)`` would, and
-``torch.autograd.grad`` with respect to such a weight gets nothing (the engine asks it only for
-inputs: R1, VAT). Not under DistributedDataParallel, whose all-reduce hooks wait on autograd's
-own gradient of each weight.
+are the same to the bit. A ``.grad`` read after a step is overwritten by the next backward, as
+with ``zero_grad(set_to_none=False)``, and ``torch.autograd.grad`` with respect to such a weight
+gets nothing (the engine asks it only for inputs: R1, VAT). Not under DistributedDataParallel,
+whose all-reduce hooks wait on autograd's own gradient of each weight.
 """
 
 from __future__ import annotations
