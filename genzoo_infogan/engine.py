@@ -248,7 +248,7 @@ class Trainer:
         if t.get("compile"):
             self.compiled = torch.compile(self.model)
         # bf16 copies of the large weights, kept between phases (weightcast.py); not under compile
-        # and their fp32 gradients written into kept buffers, except under DDP, which hooks autograd's
+        # and their fp32 gradients written into kept buffers, except under DDP (its hooks wait on autograd's)
         self.weight_casts = (WeightCasts(grad_in_place=self.world == 1)
                              if self.precision == "bf16" and not t.get("compile") else None)
         self.ddp = None

@@ -45,13 +45,13 @@ class _Cast(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight, copy, grad_buffer):
-        ctx.weight, ctx.grad_buffer = (weight, grad_buffer) if grad_buffer is not None else (None, None)
+        ctx.weight, ctx.grad_buffer = weight, grad_buffer
         return copy.view_as(copy)
 
     @staticmethod
     def backward(ctx, grad):
         weight = ctx.weight
-        if weight is None:
+        if ctx.grad_buffer is None:
             return grad.to(torch.float32), None, None
         with torch.no_grad():
             if weight.grad is None:
@@ -103,16 +103,18 @@ class WeightCasts:
                 copy.copy_(weight)
             self._copies[id(weight)] = (weight, weight._version, copy)
         if track:
-            buffer = None
-            if self.grad_in_place and weight.is_leaf:
-                buffer = self._grads.get(id(weight))
-                if buffer is None:
-                    buffer = self._grads[id(weight)] = torch.empty_like(weight, memory_format=torch.contiguous_format)
+            buffer = self._grad_buffer(weight) if self.grad_in_place and weight.is_leaf else None
             out = _Cast.apply(weight, copy, buffer)
         else:
             out = copy
         self._phase[key] = out
         return out
+
+    def _grad_buffer(self, weight: torch.Tensor) -> torch.Tensor:
+        """The kept fp32 gradient buffer of ``weight`` (``weight`` is kept alive by ``_copies``)."""
+        if id(weight) not in self._grads:
+            self._grads[id(weight)] = torch.empty_like(weight, memory_format=torch.contiguous_format)
+        return self._grads[id(weight)]
 
 
 def cast_weight(weight: torch.Tensor) -> torch.Tensor:
