@@ -66,19 +66,19 @@ def main(argv=None) -> int:
         opt.step()
     with torch.no_grad():
         out = net(images[test]).numpy()
-    truth = factors[test].numpy()
+    truth, wanted = factors[test].numpy(), target[test].numpy()
     nmi = normalised_mi(out, truth)  # (outputs, factors)
     names = scene.factor_names
     result = {
         "data": a.data, "size": a.size, "steps": a.steps, "seed": a.seed,
         "train_images": n_train, "test_images": len(test), "train_cpu_minutes": round((time.process_time() - start) / 60, 2),
-        "test_mse": round(float(((out - target[test].numpy()) ** 2).mean()), 5),
+        "test_mse": round(float(((out - wanted) ** 2).mean()), 5),
         "nmi_own_factor": {n: round(float(nmi[k, k]), 3) for k, n in enumerate(names)},
         "nmi_matrix": {n: {m: round(float(nmi[k, j]), 3) for j, m in enumerate(names)} for k, n in enumerate(names)},
     }
     if "width" in names and "azimuth" in names:
         w, az = names.index("width"), names.index("azimuth")
-        err = np.abs(out[:, w] - target[test].numpy()[:, w])
+        err = np.abs(out[:, w] - wanted[:, w])
         degrees = scene.grids[az]
         result["width_grid_step"] = round(2 / (scene.factor_sizes[w] - 1), 3)
         result["width_mean_abs_error_by_azimuth"] = {
