@@ -111,7 +111,7 @@ def timed(fn, steps, device):
 def main(argv=None) -> int:
     from genzoo_infogan.config import find_recipe, resolve, settings_from_table
     from genzoo_infogan.data import load_dataset
-    from genzoo_infogan.engine import Trainer, cpu_supports_bf16
+    from genzoo_infogan.engine import Trainer, cpu_description, cpu_supports_bf16
     from genzoo_infogan.host import default_registry
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -192,7 +192,7 @@ def main(argv=None) -> int:
         "batch_size": batch, "steps_per_block": args.steps, "repeats": args.repeats,
         "variants": variants,
         "whole_objective_vs_reference": variants["engine_recipe"]["vs_reference"],
-        "torch": torch.__version__, "cpu_bf16": cpu_supports_bf16(),
+        "torch": torch.__version__, "cpu": cpu_description(), "cpu_bf16": cpu_supports_bf16(),
         "gpu": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else None,
     }
     print(json.dumps(out, indent=2))

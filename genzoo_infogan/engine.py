@@ -102,6 +102,25 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def cpu_description(cpuinfo: str | None = None) -> str:
+    """The first CPU's model name, family and model in ``/proc/cpuinfo`` (or the text given), as
+    ``"AMD EPYC, family 25, model 17"``, so that benchmark figures say which machine gave them;
+    ``""`` where it cannot be read."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return ""
+    first = {}
+    for line in cpuinfo.split("\n\n", 1)[0].splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            first[key.strip()] = value.strip()
+    parts = [first.get("model name", ""), *(f"{label} {first[key]}" for key, label in
+                                            (("cpu family", "family"), ("model", "model")) if key in first)]
+    return ", ".join(p for p in parts if p)
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision

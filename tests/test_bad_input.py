@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import genzoo_infogan
 from genzoo_infogan.cli import cli
-from genzoo_infogan.engine import Trainer, cpu_supports_bf16, resolve_precision
+from genzoo_infogan.engine import Trainer, cpu_description, cpu_supports_bf16, resolve_precision
 from genzoo_infogan.host import get_host
 
 from test_reliability import GENZOO, _env, folder_args, snapshot, write_pngs
@@ -197,6 +197,15 @@ def test_resolve_precision():
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
     assert resolve_precision("auto", cpu) == ("bf16" if cpu_supports_bf16() else "fp32")
+
+
+def test_cpu_description_names_the_first_cpu_and_tolerates_missing_fields():
+    two = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+           "model name\t: AMD EPYC\nflags\t\t: avx512_bf16\n\n"
+           "processor\t: 1\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel Xeon\n")
+    assert cpu_description(two) == "AMD EPYC, family 25, model 17"
+    assert cpu_description("processor\t: 0\nBogoMIPS\t: 50.00\nCPU part\t: 0xd0c\n") == ""  # an ARM board
+    assert cpu_description("model name\t: Some CPU\n") == "Some CPU"
 
 
 @pytest.mark.parametrize("precision", ["fp32", pytest.param("auto", marks=BF16)])
