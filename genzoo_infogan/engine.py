@@ -116,8 +116,11 @@ def cpu_description(cpuinfo: str | None = None) -> str:
         key, sep, value = line.partition(":")
         if sep:
             first[key.strip()] = value.strip()
-    parts = [first.get("model name", ""), *(f"{label} {first[key]}" for key, label in
-                                            (("cpu family", "family"), ("model", "model")) if key in first)]
+    parts = [first.get("model name", "")]
+    if "cpu family" in first:
+        parts.append(f"family {first['cpu family']}")
+    if "model" in first:
+        parts.append(f"model {first['model']}")
     return ", ".join(p for p in parts if p)
 
 
