@@ -428,6 +428,3 @@ def ground_truth_metrics(model, data, **kwargs) -> dict:
     names = [name for name, _ in model.codes]
     return ground_truth_scores(model_code_encoder(model), truth, code_names=names, **kwargs)
 
-
-# engine.py imports the former name; remove this alias once it calls ground_truth_metrics.
-sprites_metrics = ground_truth_metrics
