@@ -20,12 +20,13 @@ from .attach import attach_info_codes  # noqa: E402
 
 
 def load(path, device="cpu", registry=None):
-    """Load a model from a genzoo ``.safetensors`` file with the installed plugins' registry (or
-    ``registry``); see :func:`genzoo_infogan.checkpoint.load`."""
-    from .checkpoint import load as load_file
+    """Load a model from a genzoo ``.safetensors`` file, or from a run folder (its
+    ``model.safetensors``, else its ``checkpoint.safetensors``, as the command line does), with the
+    installed plugins' registry (or ``registry``); see :func:`genzoo_infogan.checkpoint.load`."""
+    from .checkpoint import find_model_file, load as load_file
     from .host import default_registry  # the plugins load on first use, not on import
 
-    return load_file(path, registry if registry is not None else default_registry(), device=device)
+    return load_file(find_model_file(path), registry if registry is not None else default_registry(), device=device)
 
 
 __all__ = ["__version__", "hookimpl", "hookspec", "Categorical", "CodeSet", "CodeSpec", "Gaussian",

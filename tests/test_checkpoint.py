@@ -60,6 +60,13 @@ def test_fresh_process_gives_bit_identical_samples(run_dir, tmp_path):
     assert not torch.equal(here, model.sample(8, codes={"c1": 4}, seed=5))
 
 
+def test_load_takes_a_run_folder_as_the_command_line_does(run_dir, tmp_path):
+    from_folder = genzoo_infogan.load(run_dir)
+    assert torch.equal(from_folder.sample(4, seed=3), genzoo_infogan.load(run_dir / "model.safetensors").sample(4, seed=3))
+    with pytest.raises(genzoo_infogan.UserError, match="holds no model.safetensors or checkpoint.safetensors"):
+        genzoo_infogan.load(tmp_path)
+
+
 def test_encode_recovers_the_code_of_samples_shape(run_dir):
     model = genzoo_infogan.load(run_dir / "model.safetensors")
     q = model.encode(model.sample(4, seed=0))
