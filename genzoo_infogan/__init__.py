@@ -11,7 +11,7 @@ from __future__ import annotations
 __version__ = "0.2.0.dev0"
 
 from .hookspecs import hookimpl, hookspec  # noqa: E402
-from .codes import Categorical, CodeSet, CodeSpec, Gaussian, Uniform  # noqa: E402
+from .codes import Angle, Categorical, CodeSet, CodeSpec, Gaussian, Uniform  # noqa: E402
 from .qhead import QHead  # noqa: E402
 from .losses import info_loss, mi_lower_bound  # noqa: E402
 from .errors import UserError  # noqa: E402
@@ -29,6 +29,6 @@ def load(path, device="cpu", registry=None):
     return load_file(find_model_file(path), registry if registry is not None else default_registry(), device=device)
 
 
-__all__ = ["__version__", "hookimpl", "hookspec", "Categorical", "CodeSet", "CodeSpec", "Gaussian",
+__all__ = ["__version__", "hookimpl", "hookspec", "Angle", "Categorical", "CodeSet", "CodeSpec", "Gaussian",
            "Uniform", "QHead", "info_loss", "mi_lower_bound", "UserError", "GenerativeModel", "PhaseOutput",
            "Reading", "attach_info_codes", "load"]

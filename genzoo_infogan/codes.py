@@ -20,6 +20,7 @@ otherwise know the built-in types only. The spec syntax, documented in the READM
 
     "cat:10,uniform*2"
     "digit=cat:10,rotation=uniform:-1:1,gaussian:0:1:learned"
+    "azimuth=angle:180,uniform:fixed*3"
 """
 
 from __future__ import annotations
@@ -316,7 +317,91 @@ class Gaussian(_Continuous):
         return torch.linspace(lo, hi, steps)
 
 
-BUILTIN_CODE_TYPES: tuple[type[CodeSpec], ...] = (Categorical, Uniform, Gaussian)
+@dataclass(frozen=True)
+class Angle(CodeSpec):
+    """An angle in degrees, Uniform over an arc of ``span`` degrees centred on 0 (360: the whole
+    circle), for a factor that turns: the azimuth of a head or a chair.
+
+    G reads it as ``(cos, sin)``, so one code can sweep a turn whose images go round a curve (left
+    profile, front, right profile), which a uniform code can only follow with the help of a second
+    one. Q models it as a von Mises distribution with natural parameter ``m`` (its two outputs):
+    ``log Q(theta|x) = m . (cos theta, sin theta) - ln(2 pi I0(|m|))`` per radian, so Q's
+    concentration is ``|m|`` and its reading ``atan2(m)``; this is a unit-variance Gaussian on the
+    point ``(cos, sin)``, normalised on the circle, and G's gradient from it stays bounded however
+    sure Q is. Densities are per degree: H(c) = ln(span).
+    """
+
+    span: float = 360.0
+    kind: ClassVar[str] = "angle"
+    aliases: ClassVar[tuple[str, ...]] = ("circular",)
+    forms: ClassVar[tuple[str, ...]] = ("angle", "angle:SPAN (degrees, 0 < SPAN <= 360)")
+    _RAD: ClassVar[float] = math.pi / 180.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.span, bool) or not isinstance(self.span, (int, float)):
+            raise ValueError(f"an angle code's span must be a number of degrees, got {self.span!r}")
+        object.__setattr__(self, "span", float(self.span))
+        if not (math.isfinite(self.span) and 0 < self.span <= 360):
+            raise ValueError(f"an angle code's span must be in (0, 360] degrees, got {self.span}")
+
+    @classmethod
+    def from_args(cls, args):
+        if len(args) == 0:
+            return cls()
+        if len(args) != 1:
+            raise ValueError("angle takes no arguments or SPAN (degrees)")
+        return cls(span=_num(args[0], "SPAN"))
+
+    def to_token(self):
+        return f"angle:{self.span!r}"
+
+    @property
+    def low(self) -> float:
+        return -0.5 * self.span
+
+    @property
+    def high(self) -> float:
+        return 0.5 * self.span
+
+    @property
+    def input_dim(self) -> int:  # type: ignore[override]
+        return 2
+
+    @property
+    def n_params(self) -> int:  # type: ignore[override]
+        return 2
+
+    def sample(self, n, rng=None, device="cpu"):
+        return self.span * (torch.rand((n,), generator=rng, device=device) - 0.5)
+
+    def to_input(self, value):
+        rad = value.float() * self._RAD
+        return torch.stack([torch.cos(rad), torch.sin(rad)], dim=1)
+
+    def entropy(self):
+        return math.log(self.span)
+
+    def params(self, raw):
+        m = raw[:, :2].float()
+        kappa = torch.sqrt((m * m).sum(dim=1) + 1e-12)
+        return {"m": m, "kappa": kappa, "mean": torch.atan2(m[:, 1], m[:, 0]) / self._RAD}
+
+    def log_q(self, params, value):
+        m, kappa = params["m"].float(), params["kappa"].float()
+        rad = value.float() * self._RAD
+        dot = m[:, 0] * torch.cos(rad) + m[:, 1] * torch.sin(rad)
+        log_i0 = torch.log(torch.special.i0e(kappa)) + kappa  # ln I0(k), stable for large k
+        return dot - log_i0 - math.log(2 * math.pi) + math.log(self._RAD)
+
+    def point_estimate(self, params):
+        return params["mean"]
+
+    def traversal(self, steps=10, span=None):
+        lo, hi = span if span is not None else (self.low, self.high)
+        return torch.linspace(lo, hi, steps)
+
+
+BUILTIN_CODE_TYPES: tuple[type[CodeSpec], ...] = (Categorical, Uniform, Gaussian, Angle)
 
 
 def builtin_code_types() -> dict[str, type[CodeSpec]]:

@@ -101,6 +101,12 @@ class VAE(GenerativeModel):
     phases = ("vae",)
 
     def __init__(self, settings: VAESettings, codes: CodeSet, image_shape):
+        # the KL term and the reparametrised draw need a Gaussian Q (mean, std) for a continuous code
+        unfit = [f"{n} ({s.to_token()})" for n, s in codes
+                 if not s.discrete and not {"mean", "std"} <= set(s.params(torch.zeros(1, s.n_params)))]
+        if unfit:
+            raise ValueError(f"the vae family takes categorical codes and continuous codes that Q reads as a "
+                             f"Gaussian (uniform, gaussian); not {', '.join(unfit)}")
         super().__init__(settings, codes, image_shape)
         self.net = pick_net(settings.net, self.image_shape)
         self.decoder = build_generator(self.net, self.image_shape, self.noise_dim + codes.input_dim, output="logits")

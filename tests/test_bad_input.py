@@ -74,6 +74,15 @@ def test_a_model_that_fails_to_build_leaves_no_folder(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_the_vae_refuses_a_code_it_cannot_reparametrise(tmp_path):
+    res = invoke("run", "infovae-mnist", "--out", str(tmp_path / "run"), "--set", "codes=cat:10,angle:180",
+                 "--set", "data.limit=64", "--set", "train.batch_size=16")
+    assert res.exit_code == 2, res.output
+    assert ("the vae family takes categorical codes and continuous codes that Q reads as a Gaussian "
+            "(uniform, gaussian); not c2 (angle:180.0)") in text(res) and "Traceback" not in res.output
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("dest,message", [
     ("/proc/x.safetensors", "cannot write '/proc/x.safetensors': No such file or directory"),
     ("{tmp}/no-such-folder/x.safetensors", "folder '{tmp}/no-such-folder' does not exist"),
