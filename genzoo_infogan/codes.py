@@ -329,12 +329,19 @@ class Angle(CodeSpec):
     concentration is ``|m|`` and its reading ``atan2(m)``; this is a unit-variance Gaussian on the
     point ``(cos, sin)``, normalised on the circle, and G's gradient from it stays bounded however
     sure Q is. Densities are per degree: H(c) = ln(span).
+
+    ``q_kappa = "fixed"`` holds Q's concentration at ``(2 / span)^2`` (span in radians) and takes
+    only the direction of ``m``: the arc laid onto (-1, 1) then pulls on G as a ``uniform:fixed``
+    code does (the same curvature at Q's reading), and a code Q reads perfectly is worth a bounded
+    number of nats, as theirs is. With ``"learned"`` (the default) a well-read angle is worth ever
+    more nats, and can draw every factor that turns (the light too) into itself.
     """
 
     span: float = 360.0
+    q_kappa: str = "learned"
     kind: ClassVar[str] = "angle"
     aliases: ClassVar[tuple[str, ...]] = ("circular",)
-    forms: ClassVar[tuple[str, ...]] = ("angle", "angle:SPAN (degrees, 0 < SPAN <= 360)")
+    forms: ClassVar[tuple[str, ...]] = ("angle", "angle:SPAN (degrees, 0 < SPAN <= 360)", "angle:SPAN:fixed|learned")
     _RAD: ClassVar[float] = math.pi / 180.0
 
     def __post_init__(self) -> None:
@@ -343,17 +350,27 @@ class Angle(CodeSpec):
         object.__setattr__(self, "span", float(self.span))
         if not (math.isfinite(self.span) and 0 < self.span <= 360):
             raise ValueError(f"an angle code's span must be in (0, 360] degrees, got {self.span}")
+        if self.q_kappa not in ("learned", "fixed"):
+            raise ValueError(f"q_kappa must be 'learned' or 'fixed', got {self.q_kappa!r}")
 
     @classmethod
     def from_args(cls, args):
+        q_kappa = "learned"
+        if args and args[-1] in ("learned", "fixed"):
+            args, q_kappa = args[:-1], args[-1]
         if len(args) == 0:
-            return cls()
+            return cls(q_kappa=q_kappa)
         if len(args) != 1:
-            raise ValueError("angle takes no arguments or SPAN (degrees)")
-        return cls(span=_num(args[0], "SPAN"))
+            raise ValueError("angle takes no arguments or SPAN (degrees), then :fixed or :learned")
+        return cls(span=_num(args[0], "SPAN"), q_kappa=q_kappa)
 
     def to_token(self):
-        return f"angle:{self.span!r}"
+        return f"angle:{self.span!r}" + (":fixed" if self.q_kappa == "fixed" else "")
+
+    @property
+    def fixed_kappa(self) -> float:
+        """Q's concentration when it is fixed: (2 / span)^2, the span in radians."""
+        return (2.0 / (self.span * self._RAD)) ** 2
 
     @property
     def low(self) -> float:
@@ -383,8 +400,13 @@ class Angle(CodeSpec):
 
     def params(self, raw):
         m = raw[:, :2].float()
-        kappa = torch.sqrt((m * m).sum(dim=1) + 1e-12)
-        return {"m": m, "kappa": kappa, "mean": torch.atan2(m[:, 1], m[:, 0]) / self._RAD}
+        norm = torch.sqrt((m * m).sum(dim=1) + 1e-12)
+        mean = torch.atan2(m[:, 1], m[:, 0]) / self._RAD
+        if self.q_kappa == "fixed":
+            kappa = torch.full_like(norm, self.fixed_kappa)
+            m = m * (kappa / norm).unsqueeze(1)  # Q's direction, at the fixed concentration
+            return {"m": m, "kappa": kappa, "mean": mean}
+        return {"m": m, "kappa": norm, "mean": mean}
 
     def log_q(self, params, value):
         m, kappa = params["m"].float(), params["kappa"].float()

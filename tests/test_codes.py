@@ -159,6 +159,25 @@ def test_angle_gradient_is_finite_when_q_knows_nothing_or_everything():
         assert torch.isfinite(raw.grad).all() and float(raw.grad.norm()) <= 1.0 + 1e-5
 
 
+def test_fixed_angle_pulls_like_a_fixed_uniform_code():
+    """With Q's concentration fixed, only m's direction counts, and the arc laid onto (-1, 1) has the
+    curvature of uniform:fixed's log Q (1 per unit squared) at Q's reading."""
+    spec = Angle(180, q_kappa="fixed")
+    assert spec.fixed_kappa == pytest.approx(4 / math.pi ** 2)
+    small, large = spec.params(torch.tensor([[0.01, 0.02]])), spec.params(torch.tensor([[10.0, 20.0]]))
+    value = torch.tensor([25.0])
+    assert torch.allclose(spec.log_q(small, value), spec.log_q(large, value), atol=1e-6)
+    # second derivative in u = theta / 90 at theta = Q's mean: -kappa (pi/2)^2 = -1
+    u = torch.tensor([0.0], requires_grad=True)
+    lq = spec.log_q(spec.params(torch.tensor([[1.0, 0.0]])), u * 90)
+    (g,) = torch.autograd.grad(lq.sum(), u, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), u)
+    assert float(h) == pytest.approx(-1.0, abs=1e-4)
+    assert CodeSet.parse("angle:90:fixed", TYPES)["c1"] == Angle(90, "fixed")
+    with pytest.raises(ValueError, match="q_kappa must be 'learned' or 'fixed'"):
+        Angle(180, "wobbly")
+
+
 def test_angle_code_in_a_generated_round_trip():
     cs = CodeSet.parse("az=angle:180,uniform:fixed*2", TYPES)
     assert cs.names == ["az", "c2", "c3"] and cs.input_dim == 4 and cs.n_params == 4
@@ -254,7 +273,7 @@ BAD = [
     ("uniform*0", "uniform*0"), ("uniform*x", "uniform*x"), ("a=uniform*2", "a=uniform*2"),
     ("uniform:nan:1", "uniform:nan:1"), ("gaussian:0:inf", "gaussian:0:inf"), ("uniform*1000", "uniform*1000"),
     ("uniform:-1:1:wiggly", "uniform:-1:1:wiggly"),
-    ("angle:0", "angle:0"), ("angle:400", "angle:400"), ("angle:x", "angle:x"), ("angle:90:180", "angle:90:180"),
+    ("angle:0", "angle:0"), ("angle:400", "angle:400"), ("angle:x", "angle:x"), ("angle:90:180", "angle:90:180"), ("angle:90:wiggly", "angle:90:wiggly"),
     ("angle:nan", "angle:nan"),
 ]
 
@@ -275,7 +294,7 @@ spec_strategy = st.one_of(
               st.sampled_from(["learned", "fixed"])),
     st.builds(Gaussian, st.floats(-5, 5, allow_nan=False), st.floats(0.01, 5, allow_nan=False),
               st.sampled_from(["learned", "fixed"])),
-    st.builds(Angle, st.floats(0.01, 360, allow_nan=False)),
+    st.builds(Angle, st.floats(0.01, 360, allow_nan=False), st.sampled_from(["learned", "fixed"])),
 )
 name_strategy = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 
