@@ -259,6 +259,15 @@ def test_the_card_names_codes_by_the_factor_they_follow(trained_run):
     json.dumps(card, allow_nan=False)
 
 
+def test_an_angle_code_gets_a_slider_over_its_arc():
+    from genzoo_infogan.codes import Angle
+    from genzoo_infogan.explore import code_span, default_value, train_range
+
+    half, turn = Angle(180, "fixed"), Angle()
+    assert (code_span(half), train_range(half), default_value(half)) == ((-90.0, 90.0), (-90.0, 90.0), 0.0)
+    assert (code_span(turn), train_range(turn)) == ((-180.0, 180.0), (-180.0, 180.0))
+
+
 @pytest.mark.parametrize("body, status, message", [
     ({"codes": {"c9": 1}}, 400, "no code named 'c9'. Did you mean 'c3' or 'c2' or 'c1'? Codes: c1, c2, c3"),
     ({"codes": {"c2": 5}}, 400, "c2=5 is out of range: it must be from -2 to 2"),
