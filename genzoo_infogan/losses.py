@@ -108,6 +108,33 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(dim=1).mean()
 
 
+def _centred_gaussian_gram(x: torch.Tensor) -> torch.Tensor:
+    """H K H for a Gaussian kernel on the 1-D sample ``x``, bandwidth the median pairwise distance
+    (held constant in the gradient)."""
+    d2 = (x[:, None] - x[None, :]).pow(2)
+    med = d2.detach()[~torch.eye(len(x), dtype=torch.bool, device=x.device)].median().clamp_min(1e-12)
+    k = torch.exp(-d2 / (2 * med))
+    return k - k.mean(dim=0, keepdim=True) - k.mean(dim=1, keepdim=True) + k.mean()
+
+
+def normalised_hsic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """HSIC(a, b) / sqrt(HSIC(a, a) HSIC(b, b)) (Gretton et al. 2005), Gaussian kernels: about 0 for
+    independent samples, 1 when one is a function of the other, between for dependence of any
+    shape (not only correlation)."""
+    ka, kb = _centred_gaussian_gram(a.float()), _centred_gaussian_gram(b.float())
+    return (ka * kb).sum() / torch.sqrt((ka * ka).sum() * (kb * kb).sum()).clamp_min(1e-12)
+
+
+def independence_terms(codes: CodeSet, q_params: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Normalised HSIC between Q's readings (point estimates) of each pair of continuous codes on
+    one batch, keyed ``"c1,c2"``. On real images the factors a data set draws independently should
+    be read as independent quantities: a code that reads a mix of two factors (how wide a head
+    looks, which its turn and its width both change) depends on the code that reads one of them."""
+    names = [n for n, s in codes if not s.discrete]
+    est = {n: codes[n].point_estimate(q_params[n]) for n in names}
+    return {f"{a},{b}": normalised_hsic(est[a], est[b]) for i, a in enumerate(names) for b in names[i + 1:]}
+
+
 def categorical_kl_uniform(logits: torch.Tensor) -> torch.Tensor:
     """KL(q || Uniform(k)) = sum q log q + ln k, averaged over the batch."""
     logits = logits.float()

@@ -61,13 +61,20 @@ images of each batch, for the invariance and VAT terms: the batch is in random o
 a random subset, and each transformed copy costs a pass of Q's features over N images instead of
 the whole batch.
 
+``real_independence`` (off by default) adds, for each pair of continuous codes, the normalised
+HSIC (Gretton et al. 2005; Gaussian kernels) between Q's readings of the two on the real batch,
+logged as ``dep_real/<code>_<code>``: a data set whose factors are drawn independently should be
+read as independent quantities, and a code that reads a mix of two factors (how wide a head looks,
+which its turn and its width both change) depends on the code that reads one of them. It shapes Q
+(the D phase), and G through Q's reading of its images.
+
 InfoGAN-CR's contrastive regulariser belongs to the InfoGAN family (``[model] contrastive``).
 """
 
 from __future__ import annotations
 
 from genzoo_infogan import hookimpl
-from genzoo_infogan.losses import code_weights, info_loss, invariance_terms, real_code_terms
+from genzoo_infogan.losses import code_weights, independence_terms, info_loss, invariance_terms, real_code_terms
 from genzoo_infogan.model import PhaseOutput
 
 
@@ -114,8 +121,8 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
     real = outputs.real
     balance, confidence, invariance = cfg["real_balance"], cfg["real_confidence"], cfg["real_invariance"]
     confidence *= continuous_scale(step, 0, cfg["confidence_ramp"])
-    vat = cfg["real_vat"]
-    if real is not None and (balance > 0 or confidence > 0 or invariance > 0 or vat > 0):
+    vat, independence = cfg["real_vat"], cfg["real_independence"]
+    if real is not None and (balance > 0 or confidence > 0 or invariance > 0 or vat > 0 or independence > 0):
         parts = []
         for name, (gap, cond) in real_code_terms(codes, real.q).items():
             outputs.metrics[f"gap_real/{name}"] = gap.detach()
@@ -132,6 +139,10 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
             for name, kl in invariance_terms(codes, q_first, q_adv).items():
                 outputs.metrics[f"vat_real/{name}"] = kl.detach()
                 parts.append(vat * kl)
-        if parts:  # no categorical code: nothing to add
+        if independence > 0:
+            for pair, dep in independence_terms(codes, real.q).items():
+                outputs.metrics[f"dep_real/{pair.replace(',', '_')}"] = dep.detach()
+                parts.append(independence * dep)
+        if parts:  # no code the terms apply to: nothing to add
             terms["info_real"] = sum(parts)
     return terms or None

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from genzoo_infogan import Angle, Categorical, CodeSet, CodeSpec, Gaussian, QHead, Uniform, hookimpl
 from genzoo_infogan.codes import BUILTIN_CODE_TYPES
-from genzoo_infogan.losses import code_weights, info_loss, invariance_terms, mi_lower_bound, real_code_terms
+from genzoo_infogan.losses import (code_weights, independence_terms, info_loss, invariance_terms, mi_lower_bound,
+                                   normalised_hsic, real_code_terms)
 
 TYPES = {c.kind: c for c in BUILTIN_CODE_TYPES}
 
@@ -183,6 +184,40 @@ def test_angle_code_in_a_generated_round_trip():
     assert cs.names == ["az", "c2", "c3"] and cs.input_dim == 4 and cs.n_params == 4
     assert CodeSet.parse(cs.to_spec(), TYPES) == cs and CodeSet.from_json(cs.to_json(), TYPES) == cs
     assert CodeSet.parse("circular", TYPES)["c1"] == Angle(360)
+
+
+# -- independence of Q's readings on real images --------------------------------------------------
+def test_normalised_hsic_sees_dependence_of_any_shape():
+    g = torch.Generator().manual_seed(0)
+    x, y = 2 * torch.rand(256, generator=g) - 1, 2 * torch.rand(256, generator=g) - 1
+    assert float(normalised_hsic(x, x)) == pytest.approx(1.0, abs=1e-5)
+    assert float(normalised_hsic(x, 5 * x + 3)) == pytest.approx(1.0, abs=1e-4)  # bandwidth follows the scale
+    independent, square = float(normalised_hsic(x, y)), float(normalised_hsic(x, x * x))
+    assert abs(float(torch.corrcoef(torch.stack([x, x * x]))[0, 1])) < 0.15  # uncorrelated, yet:
+    assert independent < 0.03 and square > 0.2
+    assert float(normalised_hsic(y, x)) == pytest.approx(independent, abs=1e-6)
+
+
+def test_descending_the_independence_term_unmixes_two_readings():
+    """Two readings of (a, b), drawn independently: the second starts as a mix of both; descending
+    the term on it turns the second into b alone, up to sign."""
+    g = torch.Generator().manual_seed(1)
+    a, b = 2 * torch.rand(256, generator=g) - 1, 2 * torch.rand(256, generator=g) - 1
+    angle = torch.tensor(0.7, requires_grad=True)  # reading 2 = cos * b + sin * a
+    opt = torch.optim.Adam([angle], lr=0.02)
+    for _ in range(300):
+        opt.zero_grad()
+        normalised_hsic(a, torch.cos(angle) * b + torch.sin(angle) * a).backward()
+        opt.step()
+    assert abs(math.sin(angle.item())) < 0.1
+
+
+def test_independence_terms_pair_the_continuous_codes():
+    cs = CodeSet.parse("cat:10,uniform*2,angle:180:fixed", TYPES)
+    raw = torch.randn(32, cs.n_params)
+    terms = independence_terms(cs, cs.split_params(raw))
+    assert sorted(terms) == ["c2,c3", "c2,c4", "c3,c4"]
+    assert all(0 <= float(v) <= 1 + 1e-5 for v in terms.values())
 
 
 def test_info_loss_gradient_reaches_the_features():
