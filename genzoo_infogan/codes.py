@@ -107,6 +107,14 @@ class CodeSpec:
         return float(text)
 
 
+def _split_learned_or_fixed(args: list[str]) -> tuple[list[str], str]:
+    """A spec token's arguments without a trailing ``learned`` / ``fixed``, and that word (default
+    ``learned``): how Q's spread is chosen for every continuous code type."""
+    if args and args[-1] in ("learned", "fixed"):
+        return args[:-1], args[-1]
+    return args, "learned"
+
+
 def _num(tok: str, what: str) -> float:
     try:
         v = float(tok)
@@ -227,12 +235,6 @@ class _Continuous(CodeSpec):
     def _std_token(self) -> str:
         return "" if self.q_std == "learned" else ":fixed"
 
-    @staticmethod
-    def _split_std(args: list[str]) -> tuple[list[str], str]:
-        if args and args[-1] in ("learned", "fixed"):
-            return args[:-1], args[-1]
-        return args, "learned"
-
 
 @dataclass(frozen=True)
 class Uniform(_Continuous):
@@ -254,7 +256,7 @@ class Uniform(_Continuous):
 
     @classmethod
     def from_args(cls, args):
-        args, q_std = cls._split_std(args)
+        args, q_std = _split_learned_or_fixed(args)
         if len(args) == 0:
             return cls(q_std=q_std)
         if len(args) != 2:
@@ -296,7 +298,7 @@ class Gaussian(_Continuous):
 
     @classmethod
     def from_args(cls, args):
-        args, q_std = cls._split_std(args)
+        args, q_std = _split_learned_or_fixed(args)
         if len(args) == 0:
             return cls(q_std=q_std)
         if len(args) != 2:
@@ -355,9 +357,7 @@ class Angle(CodeSpec):
 
     @classmethod
     def from_args(cls, args):
-        q_kappa = "learned"
-        if args and args[-1] in ("learned", "fixed"):
-            args, q_kappa = args[:-1], args[-1]
+        args, q_kappa = _split_learned_or_fixed(args)
         if len(args) == 0:
             return cls(q_kappa=q_kappa)
         if len(args) != 1:

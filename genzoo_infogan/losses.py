@@ -121,7 +121,10 @@ def normalised_hsic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """HSIC(a, b) / sqrt(HSIC(a, a) HSIC(b, b)) (Gretton et al. 2005), Gaussian kernels: about 0 for
     independent samples, 1 when one is a function of the other, between for dependence of any
     shape (not only correlation)."""
-    ka, kb = _centred_gaussian_gram(a.float()), _centred_gaussian_gram(b.float())
+    return _normalised_hsic_of_grams(_centred_gaussian_gram(a.float()), _centred_gaussian_gram(b.float()))
+
+
+def _normalised_hsic_of_grams(ka: torch.Tensor, kb: torch.Tensor) -> torch.Tensor:
     return (ka * kb).sum() / torch.sqrt((ka * ka).sum() * (kb * kb).sum()).clamp_min(1e-12)
 
 
@@ -131,8 +134,9 @@ def independence_terms(codes: CodeSet, q_params: Mapping[str, Mapping[str, torch
     be read as independent quantities: a code that reads a mix of two factors (how wide a head
     looks, which its turn and its width both change) depends on the code that reads one of them."""
     names = [n for n, s in codes if not s.discrete]
-    est = {n: codes[n].point_estimate(q_params[n]) for n in names}
-    return {f"{a},{b}": normalised_hsic(est[a], est[b]) for i, a in enumerate(names) for b in names[i + 1:]}
+    grams = {n: _centred_gaussian_gram(codes[n].point_estimate(q_params[n]).float()) for n in names}  # once per code
+    return {f"{a},{b}": _normalised_hsic_of_grams(grams[a], grams[b])
+            for i, a in enumerate(names) for b in names[i + 1:]}
 
 
 def categorical_kl_uniform(logits: torch.Tensor) -> torch.Tensor:
