@@ -25,14 +25,14 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
-    out = tempfile.mkdtemp(prefix="genzoo-mem-")
-    cmd = [sys.executable, "-m", "genzoo_infogan", "run", args.recipe, "--steps", str(args.steps), "--out", out,
-           "--force", "--no-progress", "--set", "log.sample_every=100", "--set", "log.checkpoint_every=100"]
-    for o in args.overrides:
-        cmd += ["--set", o]
-    t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="genzoo-mem-") as out:  # the run folder, removed afterwards
+        cmd = [sys.executable, "-m", "genzoo_infogan", "run", args.recipe, "--steps", str(args.steps), "--out", out,
+               "--force", "--no-progress", "--set", "log.sample_every=100", "--set", "log.checkpoint_every=100"]
+        for o in args.overrides:
+            cmd += ["--set", o]
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
     if res.returncode != 0:
         print(res.stderr, file=sys.stderr)
         return res.returncode

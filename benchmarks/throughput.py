@@ -149,7 +149,8 @@ def main(argv=None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = load_dataset(config["data"], registry)
-    trainers = {name: Trainer(cfg, out_dir=tempfile.mkdtemp(prefix="genzoo-tp-"), device=args.device,
+    scratch = tempfile.TemporaryDirectory(prefix="genzoo-tp-")  # the trainers' run folders, removed at exit
+    trainers = {name: Trainer(cfg, out_dir=f"{scratch.name}/{name}", device=args.device,
                               progress=False, data=data, force=True, registry=registry)
                 for name, cfg in configs.items()}
     for tr in trainers.values():
@@ -196,6 +197,7 @@ def main(argv=None) -> int:
         "gpu": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else None,
     }
     print(json.dumps(out, indent=2))
+    scratch.cleanup()
     return 0
 
 
