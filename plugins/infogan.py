@@ -16,7 +16,8 @@ One step is two phases, each with its own Adam optimizer (the engine, ``engine.p
 Settings beyond the paper (all off by default; :class:`InfoGANSettings` documents each):
 ``augment = "translate"`` (DiffAugment, for the 5,000-digit offline MNIST), ``d_spectral_norm``,
 ``r1``, ``instance_noise``, batch norm off in D's trunk or Q (InfoGAN-CR's "modified InfoGAN"),
-uniform noise, and InfoGAN-CR's contrastive regulariser (Lin et al. 2020): with ``contrastive > 0``
+uniform noise, ``q_trunk = "own"`` (Q reads a trunk of its own, which learns only from the info
+terms, so D's loss never shapes Q's features nor the info loss D's), and InfoGAN-CR's contrastive regulariser (Lin et al. 2020): with ``contrastive > 0``
 a second network sees pairs of generated images that share exactly one code and guesses which;
 it learns in the ``d`` phase, and G, in the ``g`` phase, learns to make the shared code easy to
 tell, from step ``contrastive_start`` on.
@@ -45,7 +46,8 @@ class InfoGANSettings:
     noise_dim: int = 62            # size of the noise z (the paper: 62 on MNIST)
     net: str = "auto"              # mnist | color32 | conv64 | auto (by image size); see nets.py
     q_hidden: int = 128            # width of the Q head's hidden layer (0: one linear layer)
-    q_batch_norm: bool = True      # batch norm in the Q head
+    q_batch_norm: bool = True      # batch norm in the Q head (and in Q's own trunk)
+    q_trunk: str = "shared"        # shared: Q reads D's trunk (the paper); own: a trunk of Q's own
     d_batch_norm: bool = True      # batch norm in D's trunk
     d_spectral_norm: bool = False  # spectral norm on D's layers
     augment: str = "none"          # none | translate: shift real and fake images before D (DiffAugment)
@@ -70,6 +72,7 @@ class InfoGANSettings:
             ("contrastive", self.contrastive >= 0, "0 (off) or more"),
             ("contrastive_start", self.contrastive_start >= 0, "0 or more (steps)"),
             ("net", self.net in ("auto", "mnist", "color32", "conv64"), "auto, mnist, color32 or conv64"),
+            ("q_trunk", self.q_trunk in ("shared", "own"), "shared or own"),
         ]
         for key, ok, want in checks:
             if not ok:
@@ -92,6 +95,10 @@ class InfoGAN(GenerativeModel):
         self.trunk, width = build_trunk(self.net, self.image_shape, s.d_spectral_norm, s.d_batch_norm)
         self.d_head = spectral(nn.Linear(width, 1), s.d_spectral_norm)
         self.q_head = QHead(width, codes, hidden=s.q_hidden, batch_norm=s.q_batch_norm)
+        if s.q_trunk == "own":  # Q's features learn only from the info terms, D's only from D's loss
+            self.q_trunk, _ = build_trunk(self.net, self.image_shape, batch_norm=s.q_batch_norm)
+            self.export_modules = (*type(self).export_modules, "q_trunk")
+            self.full_modules = (*type(self).full_modules, "q_trunk")
         self.cr_net = None
         if s.contrastive > 0:
             if len(codes) < 2:
@@ -99,7 +106,7 @@ class InfoGAN(GenerativeModel):
             c, h, w = self.image_shape
             pair_trunk, pair_width = build_trunk(self.net, (2 * c, h, w))
             self.cr_net = nn.Sequential(pair_trunk, nn.Linear(pair_width, len(codes)))
-            self.full_modules = (*type(self).full_modules, "cr_net")
+            self.full_modules = (*self.full_modules, "cr_net")
 
     # -- pieces -------------------------------------------------------------------------------------
     def sample_noise(self, n, rng=None):
@@ -112,8 +119,16 @@ class InfoGAN(GenerativeModel):
         z = torch.cat([noise, self.codes.to_input(codes).to(noise.dtype)], dim=1)
         return self.generator(z)
 
+    def q_features(self, x: torch.Tensor, d_features: torch.Tensor | None = None) -> torch.Tensor:
+        """What Q's head reads of images ``x``: D's trunk features (given, or computed), or, with
+        ``q_trunk = "own"``, Q's own trunk's features of ``x`` as it is (not D's shifted or noised
+        input)."""
+        if self.settings.q_trunk == "own":
+            return self.q_trunk(x)
+        return self.trunk(x) if d_features is None else d_features
+
     def encode(self, x):
-        return self.q_head(self.trunk(x))
+        return self.q_head(self.q_features(x))
 
     def d_input(self, x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         """What D sees of a batch: shifted (``augment``) and noised (``instance_noise``) if set."""
@@ -147,7 +162,8 @@ class InfoGAN(GenerativeModel):
     def phase_parameters(self, phase):
         if phase == "d":
             cr = [] if self.cr_net is None else list(self.cr_net.parameters())
-            return [*self.trunk.parameters(), *self.d_head.parameters(), *self.q_head.parameters(), *cr]
+            q = [*self.q_head.parameters(), *(self.q_trunk.parameters() if self.settings.q_trunk == "own" else ())]
+            return [*self.trunk.parameters(), *self.d_head.parameters(), *q, *cr]
         if phase == "g":
             return list(self.generator.parameters())
         raise KeyError(phase)
@@ -170,16 +186,16 @@ class InfoGAN(GenerativeModel):
                 losses={"gan": gan_d_loss(real_logits, fake_logits)},
                 metrics={"d_real": torch.sigmoid(real_logits.detach().float()).mean(),
                          "d_fake": torch.sigmoid(fake_logits.detach().float()).mean()},
-                generated=Reading(fake, self.encode, rng, c=c, q_given=self.q_head(f_fake)),
+                generated=Reading(fake, self.encode, rng, c=c, q_given=self.q_head(self.q_features(fake, f_fake))),
                 # Q on the real batch runs only if a loss asks for it (it moves Q's batch-norm statistics)
-                real=Reading(x, self.encode, rng, compute_q=lambda: self.q_head(f_real)))
+                real=Reading(x, self.encode, rng, compute_q=lambda: self.q_head(self.q_features(x, f_real))))
             if self.settings.r1 > 0:
                 out.losses["r1"] = 0.5 * self.settings.r1 * r1_penalty(real_logits, real_in)
         elif phase == "g":
             fake = self.generate(noise, c)
             f = self.trunk(self.d_input(fake, rng))
             out = PhaseOutput(losses={"gan": gan_g_loss(self.d_head(f))},
-                              generated=Reading(fake, self.encode, rng, c=c, q_given=self.q_head(f)))
+                              generated=Reading(fake, self.encode, rng, c=c, q_given=self.q_head(self.q_features(fake, f))))
         else:
             raise KeyError(phase)
         if self.cr_net is not None and step >= self.settings.contrastive_start:

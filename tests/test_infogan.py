@@ -72,6 +72,42 @@ def test_info_gradient_reaches_the_shared_trunk(host):
     assert m.generator[0].weight.grad.abs().sum() > 0
 
 
+def test_q_trunk_own_keeps_q_and_d_apart(host, tiny_config, tmp_path):
+    """q_trunk = own: the info loss trains Q's trunk and never D's; D's loss never reaches Q's
+    trunk; G still learns from both; the trunk trains in D's phase and is saved and loaded."""
+    m = build_infogan({"q_trunk": "own"}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
+    assert {id(p) for p in m.q_trunk.parameters()} <= {id(p) for p in m.phase_parameters("d")}
+    x = blob_images(16).images
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    loss_terms("d", m, out, {"info": {"lambda_cat": 1.0, "lambda_cont": 0.1}})["info"].backward()
+    assert m.q_trunk[0].weight.grad.abs().sum() > 0 and m.trunk[0].weight.grad is None
+    m.zero_grad(set_to_none=True)
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    out.losses["gan"].backward()
+    assert m.trunk[0].weight.grad.abs().sum() > 0 and m.q_trunk[0].weight.grad is None
+    m.zero_grad(set_to_none=True)
+    out = m.phase_outputs("g", x, torch.Generator().manual_seed(0))
+    loss_terms("g", m, out, {"info": {}})["info"].backward()
+    assert m.generator[0].weight.grad.abs().sum() > 0 and m.trunk[0].weight.grad is None
+    # Q reads its own trunk: D's trunk changed, Q's reading did not
+    m.eval()
+    before = m.encode(x)["c1"]["logits"]
+    with torch.no_grad():
+        m.trunk[0].weight.add_(1.0)
+    assert torch.equal(m.encode(x)["c1"]["logits"], before)
+    with pytest.raises(UserError, match=r"\[model\] q_trunk must be shared or own, got 'separate'"):
+        build_infogan({"q_trunk": "separate"}, CodeSet.parse("cat:10"), (1, 28, 28))
+    # saved with the model, for the exported file too
+    result = Trainer(tiny_config("model.q_trunk=own"), out_dir=tmp_path / "run", device="cpu",
+                     progress=False, data=blob_images(64)).run()
+    import genzoo_infogan
+
+    for name in ("checkpoint.safetensors", "model.safetensors"):
+        loaded = genzoo_infogan.load(tmp_path / "run" / name)
+        assert "q_trunk" in loaded.loaded_modules
+        assert torch.equal(loaded.q_trunk[0].weight, result.model.q_trunk[0].weight)
+
+
 def test_gan_baseline_gets_no_info_term_for_g(host, tiny_config):
     cfg = tiny_config(recipe="gan-mnist")
     assert cfg["info"]["phase_scale"] == {"g": 0.0}
