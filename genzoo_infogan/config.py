@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
         "steps": 3000,
         "batch_size": 128,
         "lr": {},            # per phase, e.g. {d = 2e-4, g = 1e-3}
+        "phase_repeats": {},  # per phase, times it runs in a step, each on a new real batch: {d = 2}
         "beta1": 0.5,
         "beta2": 0.999,
         "lr_schedule": "constant",  # constant | linear: from lr_decay_start down to 0 at the last step
@@ -91,7 +92,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # keys here may be added freely
-OPEN_TABLES = {"train.lr", "info.weights", "info.phase_scale", "info.fake_invariance_phase_scale"}
+OPEN_TABLES = {"train.lr", "train.phase_repeats", "info.weights", "info.phase_scale", "info.fake_invariance_phase_scale"}
 
 
 def load_toml(path: Path | str) -> dict:
@@ -360,6 +361,12 @@ def validate(config: dict, registry) -> None:
     if missing:
         raise UserError(f"train.lr.{missing[0]} is not set: family {config['family']!r} trains phases "
                         f"{', '.join(phases)} and each needs a learning rate")
+    for phase, times in t["phase_repeats"].items():
+        if phase not in phases:
+            raise UserError(f"train.phase_repeats.{phase}: family {config['family']!r} has no phase {phase!r}."
+                            f"{suggest(phase, phases)} Phases: {', '.join(phases)}")
+        if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= 100:
+            raise UserError(f"train.phase_repeats.{phase} must be a whole number from 1 to 100, got {times!r}")
     for table in ("phase_scale", "fake_invariance_phase_scale"):
         for phase, scale in config["info"][table].items():
             if phase not in phases:

@@ -444,7 +444,8 @@ class Trainer:
     # -- one step ---------------------------------------------------------------------------------
     def train_step(self) -> dict[str, torch.Tensor]:
         """One step: a batch, then for each phase its losses and the hooks' terms, backward, a
-        finiteness check of the loss and the gradients (one host sync), and the optimizer step.
+        finiteness check of the loss and the gradients (one host sync), and the optimizer step;
+        a phase that ``[train] phase_repeats`` runs more than once reads a new batch each time.
 
         Returns detached metrics. During a phase only that phase's parameters require gradients
         (on one process), so the G phase does not compute weight gradients for D.
@@ -460,30 +461,33 @@ class Trainer:
         step_metrics: dict[str, torch.Tensor] = {}
         fwd = self.ddp if self.ddp is not None else self.compiled
         for phase in self.model.phases:
-            if self.ddp is None:
-                self._require_grad(phase)
-            with autocast_ctx(self.device, self.precision), self._casts():
-                out = fwd(phase, x, self.rng, self.step)
-                losses = self._phase_loss(phase, self.model, out)
-            loss = sum(losses.values())
-            opt = self.opts[phase]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grads = [p.grad for p in self._phase_params[phase] if p.grad is not None]
-            grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-            if not torch.isfinite(loss.detach() + grad_norm):
-                if self.config["train"]["on_nan"] == "skip":
-                    opt.zero_grad(set_to_none=True)
-                    step_metrics["skipped"] = torch.tensor(1.0)
-                    continue
-                self._stop_non_finite(phase, losses, grad_norm)
-            opt.step()
-            if self.weight_casts is not None:
-                self.weight_casts.stale(self._phase_params[phase])
-            for k, v in losses.items():
-                step_metrics[f"loss/{phase}_{k}"] = v.detach()
-            for k, v in out.metrics.items():
-                step_metrics[k] = v.detach() if torch.is_tensor(v) else torch.tensor(float(v))
+            for repeat in range(train["phase_repeats"].get(phase, 1)):
+                if repeat > 0:  # [train] phase_repeats: a repeat reads a new real batch
+                    x = self._next_batch()
+                if self.ddp is None:
+                    self._require_grad(phase)
+                with autocast_ctx(self.device, self.precision), self._casts():
+                    out = fwd(phase, x, self.rng, self.step)
+                    losses = self._phase_loss(phase, self.model, out)
+                loss = sum(losses.values())
+                opt = self.opts[phase]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                grads = [p.grad for p in self._phase_params[phase] if p.grad is not None]
+                grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+                if not torch.isfinite(loss.detach() + grad_norm):
+                    if self.config["train"]["on_nan"] == "skip":
+                        opt.zero_grad(set_to_none=True)
+                        step_metrics["skipped"] = torch.tensor(1.0)
+                        continue
+                    self._stop_non_finite(phase, losses, grad_norm)
+                opt.step()
+                if self.weight_casts is not None:
+                    self.weight_casts.stale(self._phase_params[phase])
+                for k, v in losses.items():
+                    step_metrics[f"loss/{phase}_{k}"] = v.detach()
+                for k, v in out.metrics.items():
+                    step_metrics[k] = v.detach() if torch.is_tensor(v) else torch.tensor(float(v))
         if self.ddp is None:
             self._require_grad(None)
         self.step += 1

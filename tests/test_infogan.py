@@ -108,6 +108,29 @@ def test_q_trunk_own_keeps_q_and_d_apart(host, tiny_config, tmp_path):
         assert torch.equal(loaded.q_trunk[0].weight, result.model.q_trunk[0].weight)
 
 
+def test_phase_repeats_run_a_phase_on_new_batches(tiny_config, blobs, tmp_path):
+    """train.phase_repeats.d = 3: each step runs D's phase three times, on three different real
+    batches, and steps D's optimizer three times; G's phase and optimizer run once."""
+    trainer = Trainer(tiny_config("train.phase_repeats.d=3"), out_dir=tmp_path / "run", device="cpu",
+                      progress=False, data=blobs)
+    trainer._setup()
+    seen = []
+    run_phase = trainer.model.phase_outputs
+    trainer.model.phase_outputs = lambda phase, x, rng, step=0: (seen.append((phase, x)), run_phase(phase, x, rng, step))[1]
+    for _ in range(2):
+        trainer.train_step()
+    assert [p for p, _ in seen] == ["d", "d", "d", "g"] * 2
+    d_batches = [x for p, x in seen if p == "d"]
+    assert all(not torch.equal(a, b) for i, a in enumerate(d_batches) for b in d_batches[i + 1:])
+    assert len(blobs) == 64 and trainer.pos == 32  # six batches of 16: four, a new order, two more
+    steps = {ph: max(int(s["step"]) for s in opt.state.values()) for ph, opt in trainer.opts.items()}
+    assert steps == {"d": 6, "g": 2}
+    with pytest.raises(UserError, match=r"train.phase_repeats.d must be a whole number from 1 to 100, got 0"):
+        tiny_config("train.phase_repeats.d=0")
+    with pytest.raises(UserError, match=r"train.phase_repeats.q: family 'infogan' has no phase 'q'"):
+        tiny_config("train.phase_repeats.q=2")
+
+
 def test_gan_baseline_gets_no_info_term_for_g(host, tiny_config):
     cfg = tiny_config(recipe="gan-mnist")
     assert cfg["info"]["phase_scale"] == {"g": 0.0}
