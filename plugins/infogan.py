@@ -17,10 +17,11 @@ Settings beyond the paper (all off by default; :class:`InfoGANSettings` document
 ``augment = "translate"`` (DiffAugment, for the 5,000-digit offline MNIST), ``d_spectral_norm``,
 ``r1``, ``instance_noise``, batch norm off in D's trunk or Q (InfoGAN-CR's "modified InfoGAN"),
 uniform noise, ``q_trunk = "own"`` (Q reads a trunk of its own, which learns only from the info
-terms, so D's loss never shapes Q's features nor the info loss D's), and InfoGAN-CR's contrastive regulariser (Lin et al. 2020): with ``contrastive > 0``
-a second network sees pairs of generated images that share exactly one code and guesses which;
-it learns in the ``d`` phase, and G, in the ``g`` phase, learns to make the shared code easy to
-tell, from step ``contrastive_start`` on.
+terms, so D's loss never shapes Q's features nor the info loss D's), and InfoGAN-CR's
+contrastive regulariser (Lin et al. 2020): with ``contrastive > 0`` a second network sees pairs
+of generated images that share exactly one code and guesses which; it learns in the ``d`` phase,
+and G, in the ``g`` phase, learns to make the shared code easy to tell, from step
+``contrastive_start`` on.
 """
 
 from __future__ import annotations
