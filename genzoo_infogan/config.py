@@ -351,34 +351,32 @@ def validate(config: dict, registry) -> None:
         if not ok:
             raise UserError(f"{key} must be {want}")
     phases = list(family.phases)
-    for phase, lr in t["lr"].items():
-        if phase not in phases:
-            raise UserError(f"train.lr.{phase}: family {config['family']!r} has no phase {phase!r}.{suggest(phase, phases)}"
-                            f" Phases: {', '.join(phases)}")
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
-            raise UserError(f"train.lr.{phase} must be a positive number, got {lr!r}")
-    missing = [p for p in phases if p not in t["lr"]]
-    if missing:
-        raise UserError(f"train.lr.{missing[0]} is not set: family {config['family']!r} trains phases "
-                        f"{', '.join(phases)} and each needs a learning rate")
-    for phase, times in t["phase_repeats"].items():
-        if phase not in phases:
-            raise UserError(f"train.phase_repeats.{phase}: family {config['family']!r} has no phase {phase!r}."
-                            f"{suggest(phase, phases)} Phases: {', '.join(phases)}")
-        if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= 100:
-            raise UserError(f"train.phase_repeats.{phase} must be a whole number from 1 to 100, got {times!r}")
-    for table in ("phase_scale", "fake_invariance_phase_scale"):
-        for phase, scale in config["info"][table].items():
+
+    def number(v) -> bool:
+        return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+    # the tables keyed by phase: each key must be one of the family's phases, each value fit
+    per_phase = [("train.lr", t["lr"], lambda v: number(v) and v > 0, "a positive number"),
+                 ("train.phase_repeats", t["phase_repeats"],
+                  lambda v: not isinstance(v, bool) and isinstance(v, int) and 1 <= v <= 100,
+                  "a whole number from 1 to 100"),
+                 *((f"info.{name}", config["info"][name], number, "a number")
+                   for name in ("phase_scale", "fake_invariance_phase_scale"))]
+    for key, table, fits, want in per_phase:
+        for phase, value in table.items():
             if phase not in phases:
-                raise UserError(f"info.{table}.{phase}: family {config['family']!r} has no phase {phase!r}."
+                raise UserError(f"{key}.{phase}: family {config['family']!r} has no phase {phase!r}."
                                 f"{suggest(phase, phases)} Phases: {', '.join(phases)}")
-            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-                raise UserError(f"info.{table}.{phase} must be a number, got {scale!r}")
+            if not fits(value):
+                raise UserError(f"{key}.{phase} must be {want}, got {value!r}")
+        if key == "train.lr" and (missing := [p for p in phases if p not in table]):
+            raise UserError(f"train.lr.{missing[0]} is not set: family {config['family']!r} trains phases "
+                            f"{', '.join(phases)} and each needs a learning rate")
     for name, weight in config["info"]["weights"].items():
         if name not in codes:
             raise UserError(f"info.weights.{name}: there is no code {name!r}.{suggest(name, codes.names)} "
                             f"Codes: {', '.join(codes.names) or '(none)'}")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+        if not number(weight):
             raise UserError(f"info.weights.{name} must be a number, got {weight!r}")
 
 

@@ -464,34 +464,39 @@ class Trainer:
             for repeat in range(train["phase_repeats"].get(phase, 1)):
                 if repeat > 0:  # [train] phase_repeats: a repeat reads a new real batch
                     x = self._next_batch()
-                if self.ddp is None:
-                    self._require_grad(phase)
-                with autocast_ctx(self.device, self.precision), self._casts():
-                    out = fwd(phase, x, self.rng, self.step)
-                    losses = self._phase_loss(phase, self.model, out)
-                loss = sum(losses.values())
-                opt = self.opts[phase]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                grads = [p.grad for p in self._phase_params[phase] if p.grad is not None]
-                grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-                if not torch.isfinite(loss.detach() + grad_norm):
-                    if self.config["train"]["on_nan"] == "skip":
-                        opt.zero_grad(set_to_none=True)
-                        step_metrics["skipped"] = torch.tensor(1.0)
-                        continue
-                    self._stop_non_finite(phase, losses, grad_norm)
-                opt.step()
-                if self.weight_casts is not None:
-                    self.weight_casts.stale(self._phase_params[phase])
-                for k, v in losses.items():
-                    step_metrics[f"loss/{phase}_{k}"] = v.detach()
-                for k, v in out.metrics.items():
-                    step_metrics[k] = v.detach() if torch.is_tensor(v) else torch.tensor(float(v))
+                self._run_phase(phase, x, fwd, step_metrics)
         if self.ddp is None:
             self._require_grad(None)
         self.step += 1
         return step_metrics
+
+    def _run_phase(self, phase: str, x: torch.Tensor, fwd, step_metrics: dict[str, torch.Tensor]) -> None:
+        """One phase on the real batch ``x``: losses, backward, the finiteness check, the
+        optimizer step; its losses and metrics go into ``step_metrics``."""
+        if self.ddp is None:
+            self._require_grad(phase)
+        with autocast_ctx(self.device, self.precision), self._casts():
+            out = fwd(phase, x, self.rng, self.step)
+            losses = self._phase_loss(phase, self.model, out)
+        loss = sum(losses.values())
+        opt = self.opts[phase]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grads = [p.grad for p in self._phase_params[phase] if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        if not torch.isfinite(loss.detach() + grad_norm):
+            if self.config["train"]["on_nan"] == "skip":
+                opt.zero_grad(set_to_none=True)
+                step_metrics["skipped"] = torch.tensor(1.0)
+                return
+            self._stop_non_finite(phase, losses, grad_norm)
+        opt.step()
+        if self.weight_casts is not None:
+            self.weight_casts.stale(self._phase_params[phase])
+        for k, v in losses.items():
+            step_metrics[f"loss/{phase}_{k}"] = v.detach()
+        for k, v in out.metrics.items():
+            step_metrics[k] = v.detach() if torch.is_tensor(v) else torch.tensor(float(v))
 
     def _casts(self):
         return self.weight_casts.phase() if self.weight_casts is not None else nullcontext()

@@ -96,6 +96,7 @@ class InfoGAN(GenerativeModel):
         self.trunk, width = build_trunk(self.net, self.image_shape, s.d_spectral_norm, s.d_batch_norm)
         self.d_head = spectral(nn.Linear(width, 1), s.d_spectral_norm)
         self.q_head = QHead(width, codes, hidden=s.q_hidden, batch_norm=s.q_batch_norm)
+        self.q_trunk = None
         if s.q_trunk == "own":  # Q's features learn only from the info terms, D's only from D's loss
             self.q_trunk, _ = build_trunk(self.net, self.image_shape, batch_norm=s.q_batch_norm)
             self.export_modules = (*type(self).export_modules, "q_trunk")
@@ -124,7 +125,7 @@ class InfoGAN(GenerativeModel):
         """What Q's head reads of images ``x``: D's trunk features (given, or computed), or, with
         ``q_trunk = "own"``, Q's own trunk's features of ``x`` as it is (not D's shifted or noised
         input)."""
-        if self.settings.q_trunk == "own":
+        if self.q_trunk is not None:
             return self.q_trunk(x)
         return self.trunk(x) if d_features is None else d_features
 
@@ -162,9 +163,9 @@ class InfoGAN(GenerativeModel):
 
     def phase_parameters(self, phase):
         if phase == "d":
-            cr = [] if self.cr_net is None else list(self.cr_net.parameters())
-            q = [*self.q_head.parameters(), *(self.q_trunk.parameters() if self.settings.q_trunk == "own" else ())]
-            return [*self.trunk.parameters(), *self.d_head.parameters(), *q, *cr]
+            extra = [m for m in (self.q_trunk, self.cr_net) if m is not None]
+            return [*self.trunk.parameters(), *self.d_head.parameters(), *self.q_head.parameters(),
+                    *(p for m in extra for p in m.parameters())]
         if phase == "g":
             return list(self.generator.parameters())
         raise KeyError(phase)
