@@ -69,38 +69,70 @@ def _norm(kind, width: int, on: bool) -> nn.Module:
     return kind(width) if on else nn.Identity()
 
 
-def build_generator(net: str, image_shape, in_dim: int, output: str = "sigmoid") -> nn.Sequential:
-    """``in_dim`` -> images of ``image_shape``; ``output`` is ``"sigmoid"`` or ``"logits"``."""
+def build_generator(net: str, image_shape, in_dim: int, output: str = "sigmoid", every_layer: int = 0
+                    ) -> nn.Module:
+    """``in_dim`` -> images of ``image_shape``; ``output`` is ``"sigmoid"`` or ``"logits"``.
+
+    ``every_layer = k > 0``: the input's last ``k`` values (the codes) reach every weighted layer,
+    not only the first (:class:`EveryLayer`); each such layer reads ``k`` more inputs or channels.
+    """
     c, h, _ = image_shape
+    k = every_layer
     if net == "mnist":
         layers = [
             Linear(in_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(True),
-            Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True), Reshape(128, 7, 7),
-            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),
-            nn.ConvTranspose2d(64, c, 4, 2, 1)]
+            Linear(1024 + k, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True), Reshape(128, 7, 7),
+            nn.ConvTranspose2d(128 + k, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),
+            nn.ConvTranspose2d(64 + k, c, 4, 2, 1)]
     elif net == "color32":
         layers = [
             Linear(in_dim, 448 * 2 * 2), nn.BatchNorm1d(448 * 2 * 2), nn.ReLU(True), Reshape(448, 2, 2),
-            nn.ConvTranspose2d(448, 256, 4, 2, 1), nn.BatchNorm2d(256), nn.ReLU(True),
-            nn.ConvTranspose2d(256, 128, 4, 2, 1), nn.ReLU(True),
-            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(True),
-            nn.ConvTranspose2d(64, c, 4, 2, 1)]
+            nn.ConvTranspose2d(448 + k, 256, 4, 2, 1), nn.BatchNorm2d(256), nn.ReLU(True),
+            nn.ConvTranspose2d(256 + k, 128, 4, 2, 1), nn.ReLU(True),
+            nn.ConvTranspose2d(128 + k, 64, 4, 2, 1), nn.ReLU(True),
+            nn.ConvTranspose2d(64 + k, c, 4, 2, 1)]
     elif net == "conv64":
         s = h // 16
         layers = [
             Linear(in_dim, 128), nn.BatchNorm1d(128), nn.ReLU(True),
-            Linear(128, 64 * s * s), nn.BatchNorm1d(64 * s * s), nn.ReLU(True), Reshape(64, s, s),
-            nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),
-            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(True),
-            nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(True),
-            nn.ConvTranspose2d(32, c, 4, 2, 1)]
+            Linear(128 + k, 64 * s * s), nn.BatchNorm1d(64 * s * s), nn.ReLU(True), Reshape(64, s, s),
+            nn.ConvTranspose2d(64 + k, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),
+            nn.ConvTranspose2d(64 + k, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(True),
+            nn.ConvTranspose2d(32 + k, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(True),
+            nn.ConvTranspose2d(32 + k, c, 4, 2, 1)]
     else:
         raise ValueError(f"unknown net {net!r}: use {', '.join(NETS)}")
     if output == "sigmoid":
         layers.append(nn.Sigmoid())
     elif output != "logits":
         raise ValueError(f"output must be 'sigmoid' or 'logits', got {output!r}")
-    return nn.Sequential(*layers)
+    return EveryLayer(layers, k) if k else nn.Sequential(*layers)
+
+
+class EveryLayer(nn.Module):
+    """A generator whose input's last ``k`` values are fed again to every weighted layer after the
+    first: concatenated to a vector, or as ``k`` constant channels of a feature map (the codes
+    reach the deep layers directly, not only through the first layer's features)."""
+
+    def __init__(self, layers: list[nn.Module], k: int):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.k = k
+
+    def __getitem__(self, i: int) -> nn.Module:
+        return self.layers[i]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        c = z[:, z.shape[1] - self.k:]
+        h = self.layers[0](z)
+        for layer in self.layers[1:]:
+            if isinstance(layer, (nn.Linear, nn.ConvTranspose2d)):
+                extra = c.to(h.dtype)
+                if h.dim() == 4:
+                    extra = extra[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
+                h = torch.cat([h, extra], dim=1)
+            h = layer(h)
+        return h
 
 
 def build_trunk(net: str, image_shape, spectral_norm: bool = False, batch_norm: bool = True

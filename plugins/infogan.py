@@ -16,7 +16,8 @@ One step is two phases, each with its own Adam optimizer (the engine, ``engine.p
 Settings beyond the paper (all off by default; :class:`InfoGANSettings` documents each):
 ``augment = "translate"`` (DiffAugment, for the 5,000-digit offline MNIST), ``d_spectral_norm``,
 ``r1``, ``instance_noise``, batch norm off in D's trunk or Q (InfoGAN-CR's "modified InfoGAN"),
-uniform noise, ``q_trunk = "own"`` (Q reads a trunk of its own, which learns only from the info
+uniform noise, ``code_injection = "every_layer"`` (the codes reach every layer of G, not only its
+first), ``q_trunk = "own"`` (Q reads a trunk of its own, which learns only from the info
 terms, so D's loss never shapes Q's features nor the info loss D's), and InfoGAN-CR's
 contrastive regulariser (Lin et al. 2020): with ``contrastive > 0`` a second network sees pairs
 of generated images that share exactly one code and guesses which; it learns in the ``d`` phase,
@@ -49,6 +50,7 @@ class InfoGANSettings:
     q_hidden: int = 128            # width of the Q head's hidden layer (0: one linear layer)
     q_batch_norm: bool = True      # batch norm in the Q head (and in Q's own trunk)
     q_trunk: str = "shared"        # shared: Q reads D's trunk (the paper); own: a trunk of Q's own
+    code_injection: str = "input"  # input: codes enter G's first layer (the paper); every_layer: all
     d_batch_norm: bool = True      # batch norm in D's trunk
     d_spectral_norm: bool = False  # spectral norm on D's layers
     augment: str = "none"          # none | translate: shift real and fake images before D (DiffAugment)
@@ -74,6 +76,7 @@ class InfoGANSettings:
             ("contrastive_start", self.contrastive_start >= 0, "0 or more (steps)"),
             ("net", self.net in ("auto", "mnist", "color32", "conv64"), "auto, mnist, color32 or conv64"),
             ("q_trunk", self.q_trunk in ("shared", "own"), "shared or own"),
+            ("code_injection", self.code_injection in ("input", "every_layer"), "input or every_layer"),
         ]
         for key, ok, want in checks:
             if not ok:
@@ -92,7 +95,9 @@ class InfoGAN(GenerativeModel):
             raise ValueError("InfoGAN needs at least one code (a plain GAN: set [info] phase_scale.g = 0)")
         s = settings
         self.net = pick_net(s.net, self.image_shape)
-        self.generator = build_generator(self.net, self.image_shape, self.noise_dim + codes.input_dim)
+        every = codes.input_dim if s.code_injection == "every_layer" else 0
+        self.generator = build_generator(self.net, self.image_shape, self.noise_dim + codes.input_dim,
+                                         every_layer=every)
         self.trunk, width = build_trunk(self.net, self.image_shape, s.d_spectral_norm, s.d_batch_norm)
         self.d_head = spectral(nn.Linear(width, 1), s.d_spectral_norm)
         self.q_head = QHead(width, codes, hidden=s.q_hidden, batch_norm=s.q_batch_norm)

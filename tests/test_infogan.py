@@ -108,6 +108,37 @@ def test_q_trunk_own_keeps_q_and_d_apart(host, tiny_config, tmp_path):
         assert torch.equal(loaded.q_trunk[0].weight, result.model.q_trunk[0].weight)
 
 
+def test_code_injection_every_layer_feeds_the_codes_to_each_layer(host, tiny_config, tmp_path):
+    """code_injection = every_layer: with the first layer blind to the codes, they still change G's
+    images (each later weighted layer reads them); at the input (the default) they then do not.
+    Saved and loaded like any generator; a bad value is refused by name."""
+    codes = CodeSet.parse("cat:4,uniform*2")
+    noise = torch.randn(6, 62, generator=torch.Generator().manual_seed(0))
+    one = {"c1": torch.zeros(6, dtype=torch.long), "c2": torch.zeros(6), "c3": torch.zeros(6)}
+    other = {"c1": torch.full((6,), 3), "c2": torch.ones(6), "c3": -torch.ones(6)}
+    for mode, shape in [("every_layer", (1, 28, 28)), ("every_layer", (1, 32, 32)), ("input", (1, 28, 28))]:
+        m = build_infogan({"code_injection": mode, "noise_dim": 62}, codes, shape).eval()
+        with torch.no_grad():
+            m.generator[0].weight[:, 62:] = 0  # the first layer no longer reads the codes
+        changed = (m.generate(noise, one) - m.generate(noise, other)).abs().max().item()
+        assert (changed > 1e-3) if mode == "every_layer" else (changed == 0), (mode, shape, changed)
+    m = build_infogan({"code_injection": "every_layer"}, codes, (1, 28, 28))
+    k = codes.input_dim
+    assert [l.in_features for l in m.generator.layers if isinstance(l, torch.nn.Linear)] == [62 + k, 1024 + k]
+    assert [l.in_channels for l in m.generator.layers if isinstance(l, torch.nn.ConvTranspose2d)] == [128 + k, 64 + k]
+    with pytest.raises(UserError, match=r"\[model\] code_injection must be input or every_layer, got 'all'"):
+        build_infogan({"code_injection": "all"}, codes, (1, 28, 28))
+    result = Trainer(tiny_config("model.code_injection=every_layer"), out_dir=tmp_path / "run", device="cpu",
+                     progress=False, data=blob_images(64)).run()
+    import genzoo_infogan
+
+    loaded = genzoo_infogan.load(tmp_path / "run" / "model.safetensors")
+    c = loaded.sample_codes(4, torch.Generator().manual_seed(1))
+    z = torch.randn(4, loaded.noise_dim, generator=torch.Generator().manual_seed(2))
+    result.model.eval()
+    assert torch.allclose(loaded.generate(z, c), result.model.generate(z, c))
+
+
 def test_phase_repeats_run_a_phase_on_new_batches(tiny_config, blobs, tmp_path):
     """train.phase_repeats.d = 3: each step runs D's phase three times, on three different real
     batches, and steps D's optimizer three times; G's phase and optimizer run once."""
