@@ -78,6 +78,7 @@ DEFAULTS: dict[str, Any] = {
         "real_vat": 0.0,      # weight of KL(Q(c|x) || Q(c|x + r_adv)), r_adv Q's most sensitive shift
         "vat_eps": 2.0,       # L2 length of r_adv, in pixel units (images in [0, 1])
         "real_independence": 0.0,  # weight of the normalised HSIC between Q's readings of continuous codes on real images
+        "real_prior": 0.0,  # weight of the MMD between Q's readings of continuous codes on real images and the prior
         # T's ranges: rotation (degrees), scale (1 +- scale), shear (slant), shift (pixels)
         "invariance_affine": {"degrees": 15.0, "scale": 0.1, "shear": 0.15, "translate_px": 2.0},
         "invariance_stroke": 0.0,  # T also thickens or thins strokes, by up to this share of a 3x3 max/min filter
@@ -338,6 +339,7 @@ def validate(config: dict, registry) -> None:
         ("info.real_vat", config["info"]["real_vat"] >= 0, "0 (off) or more"),
         ("info.vat_eps", config["info"]["vat_eps"] > 0, "above 0 (an L2 length in pixel units)"),
         ("info.real_independence", config["info"]["real_independence"] >= 0, "0 (off) or more"),
+        ("info.real_prior", config["info"]["real_prior"] >= 0, "0 (off) or more"),
         ("info.invariance_stroke", 0 <= config["info"]["invariance_stroke"] <= 1, "between 0 (off) and 1"),
         ("info.invariance_affine.degrees", 0 <= config["info"]["invariance_affine"]["degrees"] <= 180,
          "between 0 and 180"),

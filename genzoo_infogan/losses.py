@@ -139,6 +139,40 @@ def independence_terms(codes: CodeSet, q_params: Mapping[str, Mapping[str, torch
             for i, a in enumerate(names) for b in names[i + 1:]}
 
 
+def mmd(x: torch.Tensor, y: torch.Tensor, scales: tuple[float, ...] = (0.25, 0.5, 1.0)) -> torch.Tensor:
+    """Unbiased squared maximum mean discrepancy (Gretton et al. 2012) between samples ``x`` (n, d)
+    and ``y`` (m, d), with a sum of Gaussian kernels of the given widths: about 0 when both are
+    drawn from one distribution, above 0 when their distributions differ in any way."""
+    x, y = x.float(), y.float()
+    n, m = len(x), len(y)
+
+    def k(a, b):
+        d2 = torch.cdist(a, b).pow(2)
+        return sum(torch.exp(-d2 / (2 * s * s)) for s in scales)
+
+    kxx, kyy = k(x, x), k(y, y)
+    return ((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+            - 2 * k(x, y).mean())
+
+
+def prior_terms(codes: CodeSet, q_params: Mapping[str, Mapping[str, torch.Tensor]],
+                rng: torch.Generator | None = None) -> torch.Tensor | None:
+    """MMD between Q's readings (point estimates) of the continuous codes on one batch, taken
+    together, and as many draws from their prior, each code in units of its prior's standard
+    deviation: on real images, the codes read as the prior draws them (each spread as its
+    distribution, all independent), which a code that reads a mix of two independent factors is
+    not. ``None`` without continuous codes."""
+    names = [n for n, s in codes if not s.discrete]
+    if not names:
+        return None
+    read = torch.stack([codes[n].point_estimate(q_params[n]).float() for n in names], dim=1)
+    n = len(read)
+    drawn = torch.stack([codes[k].sample(n, rng).float() for k in names], dim=1).to(read.device)
+    fixed = torch.Generator().manual_seed(0)
+    std = torch.stack([codes[k].sample(4096, fixed).float().std() for k in names]).to(read.device)
+    return mmd(read / std, drawn / std)
+
+
 def categorical_kl_uniform(logits: torch.Tensor) -> torch.Tensor:
     """KL(q || Uniform(k)) = sum q log q + ln k, averaged over the batch."""
     logits = logits.float()

@@ -68,13 +68,23 @@ read as independent quantities, and a code that reads a mix of two factors (how 
 which its turn and its width both change) depends on the code that reads one of them. It shapes Q
 (the D phase), and G through Q's reading of its images.
 
+``real_prior`` (off by default) adds the MMD (Gretton et al. 2012; Gaussian kernels of widths 0.25,
+0.5 and 1 prior standard deviations) between Q's readings of all continuous codes on the real batch, taken together, and as
+many draws from the codes' prior, logged as ``prior_real``: read from real images, the codes should
+be distributed as G draws them, each spread over its range and all independent (the aggregate
+posterior of adversarial and Wasserstein autoencoders). Where ``real_independence`` only asks the
+pairs to be independent, this also fixes each code's spread, so Q cannot satisfy it by reading
+nothing; and two independent uniform factors read through a rotated mix fill a rhombus, not the
+prior's square (the reason independent component analysis can undo such mixes).
+
 InfoGAN-CR's contrastive regulariser belongs to the InfoGAN family (``[model] contrastive``).
 """
 
 from __future__ import annotations
 
 from genzoo_infogan import hookimpl
-from genzoo_infogan.losses import code_weights, independence_terms, info_loss, invariance_terms, real_code_terms
+from genzoo_infogan.losses import (code_weights, independence_terms, info_loss, invariance_terms, prior_terms,
+                                   real_code_terms)
 from genzoo_infogan.model import PhaseOutput
 
 
@@ -121,8 +131,9 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
     real = outputs.real
     balance, confidence, invariance = cfg["real_balance"], cfg["real_confidence"], cfg["real_invariance"]
     confidence *= continuous_scale(step, 0, cfg["confidence_ramp"])
-    vat, independence = cfg["real_vat"], cfg["real_independence"]
-    if real is not None and (balance > 0 or confidence > 0 or invariance > 0 or vat > 0 or independence > 0):
+    vat, independence, prior = cfg["real_vat"], cfg["real_independence"], cfg["real_prior"]
+    if real is not None and (balance > 0 or confidence > 0 or invariance > 0 or vat > 0 or independence > 0
+                             or prior > 0):
         parts = []
         for name, (gap, cond) in real_code_terms(codes, real.q).items():
             outputs.metrics[f"gap_real/{name}"] = gap.detach()
@@ -143,6 +154,11 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
             for pair, dep in independence_terms(codes, real.q).items():
                 outputs.metrics[f"dep_real/{pair.replace(',', '_')}"] = dep.detach()
                 parts.append(independence * dep)
+        if prior > 0:
+            gap = prior_terms(codes, real.q, real.rng)
+            if gap is not None:
+                outputs.metrics["prior_real"] = gap.detach()
+                parts.append(prior * gap)
         if parts:  # no code the terms apply to: nothing to add
             terms["info_real"] = sum(parts)
     return terms or None

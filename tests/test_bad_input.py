@@ -143,6 +143,7 @@ def test_every_writing_command_refuses_an_unwritable_destination(folder_run, tmp
     ("info.real_vat=-1", "info.real_vat must be 0 (off) or more"),
     ("info.vat_eps=0", "info.vat_eps must be above 0 (an L2 length in pixel units)"),
     ("info.real_independence=-1", "info.real_independence must be 0 (off) or more"),
+    ("info.real_prior=-1", "info.real_prior must be 0 (off) or more"),
     ("info.invariance_stroke=1.5", "info.invariance_stroke must be between 0 (off) and 1"),
     ("info.fake_invariance_phase_scale.e=0", "info.fake_invariance_phase_scale.e: family 'infogan' has no phase 'e'. Phases: d, g"),
     ("info.fake_invariance_phase_scale.g=off",

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from genzoo_infogan import Angle, Categorical, CodeSet, CodeSpec, Gaussian, QHead, Uniform, hookimpl
 from genzoo_infogan.codes import BUILTIN_CODE_TYPES
-from genzoo_infogan.losses import (code_weights, independence_terms, info_loss, invariance_terms, mi_lower_bound,
-                                   normalised_hsic, real_code_terms)
+from genzoo_infogan.losses import (code_weights, independence_terms, info_loss, invariance_terms, mi_lower_bound, mmd,
+                                   normalised_hsic, prior_terms, real_code_terms)
 
 TYPES = {c.kind: c for c in BUILTIN_CODE_TYPES}
 
@@ -218,6 +218,44 @@ def test_independence_terms_pair_the_continuous_codes():
     terms = independence_terms(cs, cs.split_params(raw))
     assert sorted(terms) == ["c2,c3", "c2,c4", "c3,c4"]
     assert all(0 <= float(v) <= 1 + 1e-5 for v in terms.values())
+
+
+# -- Q's readings of real images against the prior ----------------------------------------------
+def test_mmd_is_zero_for_one_distribution_and_sees_a_rotated_mix():
+    """Unbiased: its mean over draws of one distribution is 0; readings that collapse, or two
+    independent uniform factors read through a 45-degree mix (a rhombus, even with each marginal
+    spread over [-1, 1]), score above what one distribution's draws do."""
+    g = torch.Generator().manual_seed(0)
+
+    def u(n):
+        return 2 * torch.rand(n, 2, generator=g) - 1
+
+    same = torch.stack([mmd(u(64), u(64)) for _ in range(500)])
+    assert abs(float(same.mean())) < 4 * float(same.std()) / math.sqrt(500)  # 4 standard errors
+    assert float(mmd(0.1 * u(64), u(64))) > 10 * float(same.std())
+    a = u(4096)
+    mixed = torch.stack([a[:, 0] - a[:, 1], a[:, 0] + a[:, 1]], dim=1) / 2
+    mixed = mixed / mixed.abs().amax(dim=0)  # each marginal spread over [-1, 1] again
+    assert float(mmd(mixed, u(4096))) > 20 * abs(float(mmd(u(4096), u(4096))))
+    x, y = u(64), u(64)
+    assert float(mmd(x, y)) == pytest.approx(float(mmd(y, x)), abs=1e-6)
+
+
+def test_prior_terms_read_the_continuous_codes_together_in_prior_units():
+    cs = CodeSet.parse("cat:10,uniform,gaussian:0:3", TYPES)
+    g = torch.Generator().manual_seed(3)
+    values = cs.sample(512, g)
+
+    def q_reading(c2, c3):  # a Q whose point estimates are the given values
+        raw = torch.zeros(512, cs.n_params)
+        raw[:, 10], raw[:, 12] = c2, c3
+        return cs.split_params(raw)
+
+    as_drawn = float(prior_terms(cs, q_reading(values["c2"], values["c3"]), g))
+    squeezed = float(prior_terms(cs, q_reading(values["c2"], values["c3"] / 3), g))
+    dependent = float(prior_terms(cs, q_reading(values["c2"], 3 * values["c2"] * 3 ** 0.5), g))
+    assert abs(as_drawn) < 0.01 and squeezed > 0.05 and dependent > 0.05
+    assert prior_terms(CodeSet.parse("cat:10", TYPES), {"c1": {"logits": torch.zeros(4, 10)}}) is None
 
 
 def test_info_loss_gradient_reaches_the_features():

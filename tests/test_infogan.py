@@ -72,6 +72,21 @@ def test_info_gradient_reaches_the_shared_trunk(host):
     assert m.generator[0].weight.grad.abs().sum() > 0
 
 
+def test_real_prior_shapes_q_on_the_real_batch_in_d_phase(host):
+    """[info] real_prior: the D phase adds the MMD of Q's continuous readings of the real batch
+    against prior draws (logged as prior_real), and it trains Q's head; off, nothing is added."""
+    m = build_infogan({}, CodeSet.parse("cat:10,uniform*2"), (1, 28, 28))
+    x = blob_images(32).images
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    terms = loss_terms("d", m, out, {"info": {"real_prior": 2.0}})
+    assert float(out.metrics["prior_real"]) > 0.05  # an untrained Q reads every image alike
+    assert float(terms["info_real"].detach()) == pytest.approx(2.0 * float(out.metrics["prior_real"]))
+    terms["info_real"].backward()
+    assert m.q_head.net[-1].weight.grad.abs().sum() > 0 and m.d_head.weight.grad is None
+    out = m.phase_outputs("d", x, torch.Generator().manual_seed(0))
+    assert "info_real" not in loss_terms("d", m, out, {"info": {}}) and "prior_real" not in out.metrics
+
+
 def test_q_trunk_own_keeps_q_and_d_apart(host, tiny_config, tmp_path):
     """q_trunk = own: the info loss trains Q's trunk and never D's; D's loss never reaches Q's
     trunk; G still learns from both; the trunk trains in D's phase and is saved and loaded."""
