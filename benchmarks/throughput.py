@@ -24,7 +24,8 @@ median over rounds, with the spread (min, max):
   ``engine_recipe_autocast_casts``: the recipe without the engine's kept bf16 copies of the large
   weights (``weightcast.py``), autocast casting every weight at every use;
   ``engine_recipe_cast_grads_new_tensors``: the kept copies, but their fp32 gradients returned to
-  autograd as new tensors instead of written into kept buffers (``grad_in_place=False``).
+  autograd as new tensors instead of written into kept buffers (``grad_in_place=False``);
+  ``engine_recipe_channels_last``: the recipe with the convolutions in NHWC (``[train] channels_last``).
 
 Prints JSON: img/s per variant (median, min, max) and each one's speed-up over the reference.
 """
@@ -144,6 +145,8 @@ def main(argv=None) -> int:
         "engine_recipe_autocast_casts": resolve(recipe, registry, [*base, f"train.precision={args.precision}"]),
         "engine_recipe_cast_grads_new_tensors": resolve(recipe, registry, [*base,
                                                                            f"train.precision={args.precision}"]),
+        "engine_recipe_channels_last": resolve(recipe, registry, [*base, f"train.precision={args.precision}",
+                                                                  "train.channels_last=true"]),
     }
     config = configs["engine_paper"]
     with warnings.catch_warnings():

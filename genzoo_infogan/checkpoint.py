@@ -81,7 +81,8 @@ def save_model_file(path: str | Path, model, full: bool = True, config: Mapping 
     modules = model.full_modules if full else model.export_modules
     view = nn.ModuleDict({m: getattr(model, m) for m in modules})
     meta = model_metadata(model, modules, config, step, metrics, plugin)
-    return atomic_write(path, lambda tmp: save_model(view, str(tmp), metadata=meta))
+    # force_contiguous: a model trained in channels_last holds NHWC weights; the file holds them in order
+    return atomic_write(path, lambda tmp: save_model(view, str(tmp), metadata=meta, force_contiguous=True))
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -279,6 +280,16 @@ def save_train_state(path: str | Path, optimizers: Mapping[str, torch.optim.Opti
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
+def _match_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give each loaded moment its parameter's memory layout (the file holds them in order; a model
+    trained in ``channels_last`` has NHWC weights): the fused and foreach Adam kernels pair a
+    parameter with its moments element by element in memory, so mismatched layouts would mix them."""
+    for p, st in opt.state.items():
+        for k, v in st.items():
+            if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+
 def load_train_state(path: str | Path, optimizers: Mapping[str, torch.optim.Optimizer]
                      ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     path = Path(path)
@@ -305,5 +316,6 @@ def load_train_state(path: str | Path, optimizers: Mapping[str, torch.optim.Opti
             opt.load_state_dict({"state": state, "param_groups": saved})
         except (ValueError, KeyError) as e:
             raise UserError(f"{str(path)!r}: optimizer state for phase {phase!r} does not fit: {e}") from None
+        _match_layouts(opt)
     rng = {k[4:]: t for k, t in tensors.items() if k.startswith("rng.")}
     return scalars, rng

@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
         "precision": "auto",  # auto | fp32 | bf16
         "on_nan": "stop",     # stop | skip
         "compile": False,
+        "channels_last": False,  # convolutions' inputs and weights in NHWC (a faster step with oneDNN on some CPUs)
         "eval_every": 0,      # 0 = only at the end
     },
     "info": {

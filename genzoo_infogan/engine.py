@@ -249,6 +249,9 @@ class Trainer:
         except (ValueError, RuntimeError, MemoryError) as e:  # a bad combination, or one too big to allocate
             raise UserError(f"family {cfg['family']!r} cannot build a model for {self.data.image_shape} "
                             f"images with [model] {cfg['model']}: {type(e).__name__}: {str(e)[:300]}") from None
+        if cfg["train"]["channels_last"]:  # NHWC for the convolutions: oneDNN's preferred layout
+            self.model.to(memory_format=torch.channels_last)
+            self.images = self.images.contiguous(memory_format=torch.channels_last)
         b = cfg["train"]["batch_size"]
         if b * self.world > len(self.data):
             raise UserError(f"train.batch_size={b} x {self.world} process(es) is larger than the dataset "

@@ -115,10 +115,12 @@ def test_sample_traverse_inspect_commands(run_dir, tmp_path):
         assert res.exit_code == 2 and msg in " ".join(res.output.split()), (args, res.output)
 
 
-def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, tiny_config, blobs):
-    straight = _train(tiny_config("train.steps=6", "model.augment=translate"), tmp_path / "straight", blobs)
-    _train(tiny_config("train.steps=3", "model.augment=translate"), tmp_path / "split", blobs)
-    resumed = _train(tiny_config("train.steps=6", "model.augment=translate"), tmp_path / "split", blobs, resume=True)
+@pytest.mark.parametrize("layout", [(), ("train.channels_last=true",)], ids=["nchw", "channels_last"])
+def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, tiny_config, blobs, layout):
+    straight = _train(tiny_config("train.steps=6", "model.augment=translate", *layout), tmp_path / "straight", blobs)
+    _train(tiny_config("train.steps=3", "model.augment=translate", *layout), tmp_path / "split", blobs)
+    resumed = _train(tiny_config("train.steps=6", "model.augment=translate", *layout), tmp_path / "split", blobs,
+                     resume=True)
     assert resumed.step == 6
     for (k, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), k

@@ -154,6 +154,32 @@ def test_code_injection_every_layer_feeds_the_codes_to_each_layer(host, tiny_con
     assert torch.allclose(loaded.generate(z, c), result.model.generate(z, c))
 
 
+def test_channels_last_trains_the_same_step_in_another_layout(tiny_config, tmp_path):
+    """train.channels_last: the convolutions' weights and the images are NHWC, the steps compute
+    what NCHW computes (fp32, up to float rounding), and the saved model loads and draws alike."""
+    runs = {}
+    for name, extra in (("nchw", ()), ("nhwc", ("train.channels_last=true",))):
+        trainer = Trainer(tiny_config(*extra), out_dir=tmp_path / name, device="cpu", progress=False,
+                          data=blob_images(64))
+        runs[name] = (trainer, trainer.run())
+    trainer, result = runs["nhwc"]
+    conv = [m for m in trainer.model.trunk if isinstance(m, torch.nn.Conv2d)][1]  # 64 -> 128 channels
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    assert trainer.images.is_contiguous(memory_format=torch.channels_last)
+    first = {name: json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0]) for name in runs}
+    losses = [k for k in first["nchw"] if k.startswith(("loss/", "L_I/"))]
+    assert len(losses) >= 4
+    for key in losses:  # the first step, before any update: the same numbers up to rounding
+        assert first["nhwc"][key] == pytest.approx(first["nchw"][key], rel=1e-4, abs=1e-6), key
+    import genzoo_infogan
+
+    loaded = genzoo_infogan.load(tmp_path / "nhwc" / "model.safetensors")
+    c = loaded.sample_codes(4, torch.Generator().manual_seed(1))
+    z = torch.randn(4, loaded.noise_dim, generator=torch.Generator().manual_seed(2))
+    result.model.eval()
+    assert torch.allclose(loaded.generate(z, c), result.model.generate(z, c), atol=1e-6)
+
+
 def test_phase_repeats_run_a_phase_on_new_batches(tiny_config, blobs, tmp_path):
     """train.phase_repeats.d = 3: each step runs D's phase three times, on three different real
     batches, and steps D's optimizer three times; G's phase and optimizer run once."""
