@@ -1,4 +1,4 @@
-"""One rank of the DDP test: `python -m torch.distributed.run --nproc_per_node=2 tests/ddp_worker.py OUT DATA DUMP [PRECISION]`.
+"""One rank of the DDP test: `python -m torch.distributed.run --nproc_per_node=2 tests/ddp_worker.py OUT DATA DUMP [PRECISION [KEY=VALUE ...]]`.
 
 Trains infogan-mnist on a folder of images through the engine, then writes this rank's weights to
 DUMP/rank<R>.safetensors (outside the run folder) so the test can compare the ranks.
@@ -24,7 +24,7 @@ precision = sys.argv[4] if len(sys.argv) > 4 else "fp32"  # bf16: autocast with 
 config = resolve(find_recipe("infogan-mnist", default_registry()), default_registry(), [
     "data.name=folder", f"data.path={data}", "data.channels=1", "data.size=28", "train.batch_size=8",
     "train.steps=4", "log.every=1", "log.sample_every=0", "log.checkpoint_every=0", "log.eval_samples=16",
-    f"train.precision={precision}"])
+    f"train.precision={precision}", *sys.argv[5:]])
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     result = Trainer(config, out_dir=out, device="cpu", progress=False).run()

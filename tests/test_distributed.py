@@ -16,8 +16,9 @@ from test_reliability import write_pngs
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: autocast and the kept weight copies
-def test_two_ranks_hold_identical_weights_and_write_one_run_folder(tmp_path, precision):
+@pytest.mark.parametrize("precision,extra", [("fp32", ()), ("bf16", ()), ("fp32", ("train.channels_last=true",))],
+                         ids=["fp32", "bf16", "channels_last"])  # bf16: autocast and the kept weight copies
+def test_two_ranks_hold_identical_weights_and_write_one_run_folder(tmp_path, precision, extra):
     data = write_pngs(tmp_path / "imgs", 64)
     dump = tmp_path / "dump"
     dump.mkdir()
@@ -26,7 +27,7 @@ def test_two_ranks_hold_identical_weights_and_write_one_run_folder(tmp_path, pre
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                           "--standalone", str(HERE / "ddp_worker.py"),
-                          str(runs / "run"), str(data), str(dump), precision],
+                          str(runs / "run"), str(data), str(dump), precision, *extra],
                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     a, b = load_file(str(dump / "rank0.safetensors")), load_file(str(dump / "rank1.safetensors"))
