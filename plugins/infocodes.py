@@ -69,13 +69,15 @@ which its turn and its width both change) depends on the code that reads one of 
 (the D phase), and G through Q's reading of its images.
 
 ``real_prior`` (off by default) adds the MMD (Gretton et al. 2012; Gaussian kernels of widths 0.25,
-0.5 and 1 prior standard deviations) between Q's readings of all continuous codes on the real batch, taken together, and as
-many draws from the codes' prior, logged as ``prior_real``: read from real images, the codes should
-be distributed as G draws them, each spread over its range and all independent (the aggregate
-posterior of adversarial and Wasserstein autoencoders). Where ``real_independence`` only asks the
-pairs to be independent, this also fixes each code's spread, so Q cannot satisfy it by reading
-nothing; and two independent uniform factors read through a rotated mix fill a rhombus, not the
-prior's square (the reason independent component analysis can undo such mixes).
+0.5 and 1 prior standard deviations) between Q's readings of all continuous codes on the real
+batch, taken together, and as many draws from the codes' prior, logged as ``prior_real``: read from
+real images, the codes should be distributed as G draws them, each spread over its range and all
+independent (the aggregate posterior of adversarial and Wasserstein autoencoders). Where
+``real_independence`` only asks the pairs to be independent, this also fixes each code's spread, so
+Q cannot satisfy it by reading nothing; and two independent uniform factors read through a rotated
+mix fill a rhombus, not the prior's square (the reason independent component analysis can undo such
+mixes). On ``heads3d`` it did not free the width from the turn (docs/experiments/3d.md), so no
+recipe sets it.
 
 InfoGAN-CR's contrastive regulariser belongs to the InfoGAN family (``[model] contrastive``).
 """
