@@ -11,6 +11,7 @@ categorical code: ln k); Q no better than the prior gives 0 for a categorical co
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Mapping
 
@@ -168,9 +169,16 @@ def prior_terms(codes: CodeSet, q_params: Mapping[str, Mapping[str, torch.Tensor
     read = torch.stack([codes[n].point_estimate(q_params[n]).float() for n in names], dim=1)
     n = len(read)
     drawn = torch.stack([codes[k].sample(n, rng).float() for k in names], dim=1).to(read.device)
-    fixed = torch.Generator().manual_seed(0)
-    std = torch.stack([codes[k].sample(4096, fixed).float().std() for k in names]).to(read.device)
+    std = torch.tensor(_prior_stds(tuple(codes[k] for k in names)), device=read.device)
     return mmd(read / std, drawn / std)
+
+
+@functools.lru_cache(maxsize=None)
+def _prior_stds(specs: tuple) -> tuple[float, ...]:
+    """The codes' prior standard deviations, from 4,096 draws each of one fixed-seed generator in
+    turn: computed once per set of codes, not at every step (specs are frozen dataclasses)."""
+    fixed = torch.Generator().manual_seed(0)
+    return tuple(spec.sample(4096, fixed).float().std().item() for spec in specs)
 
 
 def categorical_kl_uniform(logits: torch.Tensor) -> torch.Tensor:
