@@ -169,16 +169,34 @@ def prior_terms(codes: CodeSet, q_params: Mapping[str, Mapping[str, torch.Tensor
     read = torch.stack([codes[n].point_estimate(q_params[n]).float() for n in names], dim=1)
     n = len(read)
     drawn = torch.stack([codes[k].sample(n, rng).float() for k in names], dim=1).to(read.device)
-    std = torch.tensor(_prior_stds(tuple(codes[k] for k in names)), device=read.device)
+    std = torch.tensor(prior_stds(tuple(codes[k] for k in names)), device=read.device)
     return mmd(read / std, drawn / std)
 
 
 @functools.lru_cache(maxsize=None)
-def _prior_stds(specs: tuple) -> tuple[float, ...]:
+def prior_stds(specs: tuple) -> tuple[float, ...]:
     """The codes' prior standard deviations, from 4,096 draws each of one fixed-seed generator in
     turn: computed once per set of codes, not at every step (specs are frozen dataclasses)."""
     fixed = torch.Generator().manual_seed(0)
     return tuple(spec.sample(4096, fixed).float().std().item() for spec in specs)
+
+
+def jacobian_overlap(base: torch.Tensor, nudged: torch.Tensor) -> torch.Tensor:
+    """How far a generator's code directions are from orthogonal, from finite differences:
+    ``base`` holds m images G(z, c) and ``nudged`` (k, m, ...) the same images with code i moved a
+    little, so that ``nudged[i] - base`` is column i of G's Jacobian at each image. Returns the
+    mean over images and over pairs i < j of the squared cosine between columns i and j: 0 when
+    every code moves the pixels in directions at right angles (OroJaR, Wei et al. 2021, with each
+    column's length divided out, so that a code cannot lower it by moving the image less), 1 when
+    two codes move them along one line. 0 for fewer than two codes."""
+    k = nudged.shape[0]
+    if k < 2:
+        return base.new_zeros(()).float()
+    cols = (nudged.float() - base.float().unsqueeze(0)).flatten(2)  # (k, m, pixels)
+    cols = cols / cols.norm(dim=2, keepdim=True).clamp_min(1e-12)
+    cos = torch.einsum("imp,jmp->mij", cols, cols)  # (m, k, k)
+    upper = torch.triu(torch.ones(k, k, dtype=torch.bool, device=cos.device), diagonal=1)
+    return cos[:, upper].pow(2).mean()
 
 
 def categorical_kl_uniform(logits: torch.Tensor) -> torch.Tensor:

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from genzoo_infogan import Angle, Categorical, CodeSet, CodeSpec, Gaussian, QHead, Uniform, hookimpl
 from genzoo_infogan.codes import BUILTIN_CODE_TYPES
-from genzoo_infogan.losses import (code_weights, independence_terms, info_loss, invariance_terms, mi_lower_bound, mmd,
-                                   normalised_hsic, prior_terms, real_code_terms)
+from genzoo_infogan.losses import (code_weights, independence_terms, info_loss, invariance_terms, jacobian_overlap,
+                                   mi_lower_bound, mmd, normalised_hsic, prior_terms, real_code_terms)
 
 TYPES = {c.kind: c for c in BUILTIN_CODE_TYPES}
 
@@ -256,6 +256,23 @@ def test_prior_terms_read_the_continuous_codes_together_in_prior_units():
     dependent = float(prior_terms(cs, q_reading(values["c2"], 3 * values["c2"] * 3 ** 0.5), g))
     assert abs(as_drawn) < 0.01 and squeezed > 0.05 and dependent > 0.05
     assert prior_terms(CodeSet.parse("cat:10", TYPES), {"c1": {"logits": torch.zeros(4, 10)}}) is None
+
+
+# -- how far the codes' Jacobian columns are from orthogonal -------------------------------------
+def test_jacobian_overlap_is_the_mean_squared_cosine_of_the_columns():
+    """Columns at right angles give 0, along one line 1 (either sign, any length), at 45 degrees
+    0.5; over three codes the mean of the three pairs; with one code, nothing to overlap."""
+    base = torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    e = torch.eye(16).view(16, 1, 4, 4)
+
+    def nudged(*cols):
+        return torch.stack([base + c for c in cols])
+
+    assert float(jacobian_overlap(base, nudged(e[0], e[1]))) == pytest.approx(0.0, abs=1e-6)
+    assert float(jacobian_overlap(base, nudged(e[0], -3 * e[0]))) == pytest.approx(1.0, abs=1e-5)
+    assert float(jacobian_overlap(base, nudged(e[0], 0.2 * (e[0] + e[1])))) == pytest.approx(0.5, abs=1e-5)
+    assert float(jacobian_overlap(base, nudged(e[0], e[0], e[2]))) == pytest.approx(1 / 3, abs=1e-5)
+    assert float(jacobian_overlap(base, nudged(e[0]))) == 0.0
 
 
 def test_info_loss_gradient_reaches_the_features():
