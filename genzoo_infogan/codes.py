@@ -574,6 +574,11 @@ class CodeSet:
         return [n for n, _ in self.codes]
 
     @property
+    def continuous(self) -> list[str]:
+        """The names of the continuous codes, in order."""
+        return [n for n, s in self.codes if not s.discrete]
+
+    @property
     def input_dim(self) -> int:
         return sum(s.input_dim for _, s in self.codes)
 

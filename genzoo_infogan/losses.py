@@ -134,7 +134,7 @@ def independence_terms(codes: CodeSet, q_params: Mapping[str, Mapping[str, torch
     one batch, keyed ``"c1,c2"``. On real images the factors a data set draws independently should
     be read as independent quantities: a code that reads a mix of two factors (how wide a head
     looks, which its turn and its width both change) depends on the code that reads one of them."""
-    names = [n for n, s in codes if not s.discrete]
+    names = codes.continuous
     grams = {n: _centred_gaussian_gram(codes[n].point_estimate(q_params[n]).float()) for n in names}  # once per code
     return {f"{a},{b}": _normalised_hsic_of_grams(grams[a], grams[b])
             for i, a in enumerate(names) for b in names[i + 1:]}
@@ -163,7 +163,7 @@ def prior_terms(codes: CodeSet, q_params: Mapping[str, Mapping[str, torch.Tensor
     deviation: on real images, the codes read as the prior draws them (each spread as its
     distribution, all independent), which a code that reads a mix of two independent factors is
     not. ``None`` without continuous codes."""
-    names = [n for n, s in codes if not s.discrete]
+    names = codes.continuous
     if not names:
         return None
     read = torch.stack([codes[n].point_estimate(q_params[n]).float() for n in names], dim=1)

@@ -18,12 +18,12 @@ Settings beyond the paper (all off by default; :class:`InfoGANSettings` document
 ``r1``, ``instance_noise``, batch norm off in D's trunk or Q (InfoGAN-CR's "modified InfoGAN"),
 uniform noise, ``code_injection = "every_layer"`` (the codes reach every layer of G, not only its
 first), ``ortho_jacobian`` (G's phase also asks the continuous codes to move the pixels in
-directions at right angles: :meth:`InfoGAN.ortho_jacobian_loss`), ``q_trunk = "own"`` (Q reads a trunk of its own, which learns only from the info
-terms, so D's loss never shapes Q's features nor the info loss D's), and InfoGAN-CR's
-contrastive regulariser (Lin et al. 2020): with ``contrastive > 0`` a second network sees pairs
-of generated images that share exactly one code and guesses which; it learns in the ``d`` phase,
-and G, in the ``g`` phase, learns to make the shared code easy to tell, from step
-``contrastive_start`` on.
+directions at right angles: :meth:`InfoGAN.ortho_jacobian_loss`), ``q_trunk = "own"`` (Q reads a
+trunk of its own, which learns only from the info terms, so D's loss never shapes Q's features nor
+the info loss D's), and InfoGAN-CR's contrastive regulariser (Lin et al. 2020): with
+``contrastive > 0`` a second network sees pairs of generated images that share exactly one code
+and guesses which; it learns in the ``d`` phase, and G, in the ``g`` phase, learns to make the
+shared code easy to tell, from step ``contrastive_start`` on.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class InfoGAN(GenerativeModel):
             pair_trunk, pair_width = build_trunk(self.net, (2 * c, h, w))
             self.cr_net = nn.Sequential(pair_trunk, nn.Linear(pair_width, len(codes)))
             self.full_modules = (*self.full_modules, "cr_net")
-        if s.ortho_jacobian > 0 and sum(not spec.discrete for _, spec in codes) < 2:
+        if s.ortho_jacobian > 0 and len(codes.continuous) < 2:
             raise ValueError("ortho_jacobian needs at least two continuous codes")
 
     # -- pieces -------------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ class InfoGAN(GenerativeModel):
         its prior's standard deviation, all in one fp32 pass of G (bf16's rounding is as large
         as the differences), so that batch norm normalises them alike; the pass leaves G's
         running statistics as they were."""
-        names = [n for n, spec in self.codes if not spec.discrete]
+        names = self.codes.continuous
         m = min(self.settings.ortho_jacobian_batch, len(noise))
         steps = prior_stds(tuple(self.codes[n] for n in names))
         blocks = [{n: v[:m] for n, v in c.items()}]
