@@ -18,7 +18,8 @@ Settings beyond the paper (all off by default; :class:`InfoGANSettings` document
 ``r1``, ``instance_noise``, batch norm off in D's trunk or Q (InfoGAN-CR's "modified InfoGAN"),
 uniform noise, ``code_injection = "every_layer"`` (the codes reach every layer of G, not only its
 first), ``ortho_jacobian`` (G's phase also asks the continuous codes to move the pixels in
-directions at right angles: :meth:`InfoGAN.ortho_jacobian_loss`), ``q_trunk = "own"`` (Q reads a
+directions at right angles: :meth:`InfoGAN.ortho_jacobian_loss`; its weight may start higher and
+fall: :meth:`InfoGAN.ortho_jacobian_weight`), ``q_trunk = "own"`` (Q reads a
 trunk of its own, which learns only from the info terms, so D's loss never shapes Q's features nor
 the info loss D's), and InfoGAN-CR's contrastive regulariser (Lin et al. 2020): with
 ``contrastive > 0`` a second network sees pairs of generated images that share exactly one code
@@ -65,6 +66,8 @@ class InfoGANSettings:
     contrastive_start: int = 0     # steps before the contrastive term starts
     ortho_jacobian: float = 0.0    # weight of the continuous codes' Jacobian overlap in G's phase (OroJaR)
     ortho_jacobian_batch: int = 4  # images of each G batch whose Jacobian columns it measures (+13% a heads3d step)
+    ortho_jacobian_from: float = 0.0      # the weight at step 0, when ortho_jacobian_anneal_steps > 0
+    ortho_jacobian_anneal_steps: int = 0  # steps over which the weight moves linearly to ortho_jacobian
 
     def __post_init__(self) -> None:
         checks = [
@@ -80,6 +83,8 @@ class InfoGANSettings:
             ("contrastive_start", self.contrastive_start >= 0, "0 or more (steps)"),
             ("ortho_jacobian", self.ortho_jacobian >= 0, "0 (off) or more"),
             ("ortho_jacobian_batch", 1 <= self.ortho_jacobian_batch <= 4096, "between 1 and 4096"),
+            ("ortho_jacobian_from", self.ortho_jacobian_from >= 0, "0 or more"),
+            ("ortho_jacobian_anneal_steps", self.ortho_jacobian_anneal_steps >= 0, "0 (a constant weight) or more (steps)"),
             ("net", self.net in ("auto", "mnist", "color32", "conv64"), "auto, mnist, color32 or conv64"),
             ("q_trunk", self.q_trunk in ("shared", "own"), "shared or own"),
             ("code_injection", self.code_injection in ("input", "every_layer"), "input or every_layer"),
@@ -120,10 +125,25 @@ class InfoGAN(GenerativeModel):
             pair_trunk, pair_width = build_trunk(self.net, (2 * c, h, w))
             self.cr_net = nn.Sequential(pair_trunk, nn.Linear(pair_width, len(codes)))
             self.full_modules = (*self.full_modules, "cr_net")
-        if s.ortho_jacobian > 0 and len(codes.continuous) < 2:
+        if self._ortho_on() and len(codes.continuous) < 2:
             raise ValueError("ortho_jacobian needs at least two continuous codes")
 
     # -- pieces -------------------------------------------------------------------------------------
+    def _ortho_on(self) -> bool:
+        s = self.settings
+        return s.ortho_jacobian > 0 or (s.ortho_jacobian_anneal_steps > 0 and s.ortho_jacobian_from > 0)
+
+    def ortho_jacobian_weight(self, step: int) -> float:
+        """``ortho_jacobian``, or with ``ortho_jacobian_anneal_steps`` > 0 the weight moving
+        linearly from ``ortho_jacobian_from`` at step 0 to ``ortho_jacobian`` at that step, and
+        ``ortho_jacobian`` after it: strong early, while the codes choose their directions, and
+        weaker once G refines what each draws."""
+        s = self.settings
+        if s.ortho_jacobian_anneal_steps <= 0:
+            return s.ortho_jacobian
+        t = min(1.0, step / s.ortho_jacobian_anneal_steps)
+        return s.ortho_jacobian_from + t * (s.ortho_jacobian - s.ortho_jacobian_from)
+
     def sample_noise(self, n, rng=None):
         if self.settings.noise == "uniform":
             u = torch.rand((n, self.noise_dim), generator=rng).to(self.device)
@@ -235,9 +255,10 @@ class InfoGAN(GenerativeModel):
             f = self.trunk(self.d_input(fake, rng))
             out = PhaseOutput(losses={"gan": gan_g_loss(self.d_head(f))},
                               generated=Reading(fake, self.encode, rng, c=c, q_given=self.q_head(self.q_features(fake, f))))
-            if self.settings.ortho_jacobian > 0:
+            weight = self.ortho_jacobian_weight(step)
+            if weight > 0:
                 overlap = self.ortho_jacobian_loss(noise, c)
-                out.losses["ortho"] = self.settings.ortho_jacobian * overlap
+                out.losses["ortho"] = weight * overlap
                 out.metrics["ortho"] = overlap.detach()
         else:
             raise KeyError(phase)

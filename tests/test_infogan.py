@@ -183,6 +183,28 @@ def test_ortho_jacobian_measures_and_lowers_the_codes_overlap(host):
         build_infogan({"ortho_jacobian_batch": 0}, codes, (1, 28, 28))
 
 
+def test_ortho_jacobian_weight_falls_linearly_from_its_start(host):
+    """model.ortho_jacobian_from and ortho_jacobian_anneal_steps: the weight is the start at step 0,
+    halfway at half the steps, ortho_jacobian from the last step on, and G's loss uses the step's
+    weight; a start alone turns the term on, and a weight that falls to 0 turns it off."""
+    codes = CodeSet.parse("uniform*2")
+    m = build_infogan({"ortho_jacobian": 0.1, "ortho_jacobian_from": 1.0, "ortho_jacobian_anneal_steps": 100},
+                      codes, (1, 28, 28))
+    assert [m.ortho_jacobian_weight(s) for s in (0, 50, 100, 5000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+    out = m.phase_outputs("g", blob_images(16).images, torch.Generator().manual_seed(1), step=50)
+    assert float(out.losses["ortho"].detach()) == pytest.approx(0.55 * float(out.metrics["ortho"]))
+    off_late = build_infogan({"ortho_jacobian_from": 1.0, "ortho_jacobian_anneal_steps": 10}, codes, (1, 28, 28))
+    assert "ortho" in off_late.phase_outputs("g", blob_images(8).images, torch.Generator(), step=5).losses
+    assert "ortho" not in off_late.phase_outputs("g", blob_images(8).images, torch.Generator(), step=10).losses
+    constant = build_infogan({"ortho_jacobian": 0.3, "ortho_jacobian_from": 1.0}, codes, (1, 28, 28))
+    assert constant.ortho_jacobian_weight(0) == 0.3  # no anneal steps: the start is not used
+    with pytest.raises(ValueError, match="ortho_jacobian needs at least two continuous codes"):
+        build_infogan({"ortho_jacobian_from": 1.0, "ortho_jacobian_anneal_steps": 10},
+                      CodeSet.parse("cat:10,uniform"), (1, 28, 28))
+    with pytest.raises(UserError, match=r"\[model\] ortho_jacobian_anneal_steps must be 0 \(a constant weight\) or more"):
+        build_infogan({"ortho_jacobian_anneal_steps": -1}, codes, (1, 28, 28))
+
+
 def test_channels_last_trains_the_same_step_in_another_layout(tiny_config, tmp_path):
     """train.channels_last: the convolutions' weights and the images are NHWC, the steps compute
     what NCHW computes (fp32, up to float rounding), and the saved model loads and draws alike."""
