@@ -126,7 +126,8 @@ class InfoGAN(GenerativeModel):
             self.cr_net = nn.Sequential(pair_trunk, nn.Linear(pair_width, len(codes)))
             self.full_modules = (*self.full_modules, "cr_net")
         if self._ortho_on() and len(codes.continuous) < 2:
-            raise ValueError("ortho_jacobian needs at least two continuous codes")
+            raise ValueError(f"ortho_jacobian needs at least two continuous codes, these codes have "
+                             f"{len(codes.continuous)} (turn it off: --set model.ortho_jacobian=0)")
 
     # -- pieces -------------------------------------------------------------------------------------
     def _ortho_on(self) -> bool:
