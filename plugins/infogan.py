@@ -125,15 +125,12 @@ class InfoGAN(GenerativeModel):
             pair_trunk, pair_width = build_trunk(self.net, (2 * c, h, w))
             self.cr_net = nn.Sequential(pair_trunk, nn.Linear(pair_width, len(codes)))
             self.full_modules = (*self.full_modules, "cr_net")
-        if self._ortho_on() and len(codes.continuous) < 2:
+        # the weight is linear in the step: on at some step if it is above 0 at the first or the last
+        if max(self.ortho_jacobian_weight(0), s.ortho_jacobian) > 0 and len(codes.continuous) < 2:
             raise ValueError(f"ortho_jacobian needs at least two continuous codes, these codes have "
                              f"{len(codes.continuous)} (turn it off: --set model.ortho_jacobian=0)")
 
     # -- pieces -------------------------------------------------------------------------------------
-    def _ortho_on(self) -> bool:
-        s = self.settings
-        return s.ortho_jacobian > 0 or (s.ortho_jacobian_anneal_steps > 0 and s.ortho_jacobian_from > 0)
-
     def ortho_jacobian_weight(self, step: int) -> float:
         """``ortho_jacobian``, or with ``ortho_jacobian_anneal_steps`` > 0 the weight moving
         linearly from ``ortho_jacobian_from`` at step 0 to ``ortho_jacobian`` at that step, and
