@@ -197,7 +197,8 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
         last = parts[-1]
         table = ".".join(parts[:-1])
         if last not in node or last.startswith("_"):
-            if table in OPEN_TABLES:
+            # a family's table setting (model.X = {...}) is open too: the family's settings check it
+            if table in OPEN_TABLES or (parts[0] == "model" and len(parts) == 3):
                 node[last] = _parse_value(text)
                 if not isinstance(node[last], (int, float)) or isinstance(node[last], bool):
                     raise UserError(f"--set {item!r}: {key} takes a number, got {text!r}")

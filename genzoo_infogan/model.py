@@ -158,6 +158,11 @@ class GenerativeModel(nn.Module):
     def sample_codes(self, n: int, rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device) for k, v in self.codes.sample(n, rng).items()}
 
+    def held_codes(self, step: int) -> frozenset[str]:
+        """Codes the model holds fixed at training ``step`` (none by default); the info loss
+        gives them no weight then."""
+        return frozenset()
+
     @torch.no_grad()
     def sample(self, n: int, codes: Mapping[str, float | int | torch.Tensor] | None = None,
                seed: int | None = None, rng: torch.Generator | None = None) -> torch.Tensor:

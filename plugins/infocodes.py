@@ -114,6 +114,9 @@ def loss_terms(phase, model, outputs: PhaseOutput, config, step):
         cont = continuous_scale(step, cfg["cont_start"], cfg["cont_ramp"])
         if cont != 1.0:
             weights = {n: (w if codes[n].discrete else cont * w) for n, w in weights.items()}
+        held = model.held_codes(step)  # e.g. InfoGAN's code_release: not yet drawn, nothing to read
+        if held:
+            weights = {n: (0.0 if n in held else w) for n, w in weights.items()}
         loss, li = info_loss(codes, gen.q, gen.c, weights)
         for name, value in li.items():
             outputs.metrics[f"L_I/{name}"] = value.detach()

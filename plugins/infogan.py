@@ -19,7 +19,8 @@ Settings beyond the paper (all off by default; :class:`InfoGANSettings` document
 uniform noise, ``code_injection = "every_layer"`` (the codes reach every layer of G, not only its
 first), ``ortho_jacobian`` (G's phase also asks the continuous codes to move the pixels in
 directions at right angles: :meth:`InfoGAN.ortho_jacobian_loss`; its weight may start higher and
-fall: :meth:`InfoGAN.ortho_jacobian_weight`), ``q_trunk = "own"`` (Q reads a
+fall: :meth:`InfoGAN.ortho_jacobian_weight`), ``code_release`` (a continuous code held at its
+prior's centre, with no info term, until a given step: :meth:`InfoGAN.held_codes`), ``q_trunk = "own"`` (Q reads a
 trunk of its own, which learns only from the info terms, so D's loss never shapes Q's features nor
 the info loss D's), and InfoGAN-CR's contrastive regulariser (Lin et al. 2020): with
 ``contrastive > 0`` a second network sees pairs of generated images that share exactly one code
@@ -30,14 +31,14 @@ shared code easy to tell, from step ``contrastive_start`` on.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from genzoo_infogan import hookimpl
-from genzoo_infogan.codes import CodeSet
+from genzoo_infogan.codes import CodeSet, Gaussian, Uniform
 from genzoo_infogan.losses import gan_d_loss, gan_g_loss, jacobian_overlap, prior_stds, r1_penalty
 from genzoo_infogan.model import GenerativeModel, PhaseOutput, Reading
 from genzoo_infogan.nets import build_generator, build_trunk, pick_net, spectral, translate
@@ -68,6 +69,7 @@ class InfoGANSettings:
     ortho_jacobian_batch: int = 4  # images of each G batch whose Jacobian columns it measures (+13% a heads3d step)
     ortho_jacobian_from: float = 0.0      # the weight at step 0, when ortho_jacobian_anneal_steps > 0
     ortho_jacobian_anneal_steps: int = 0  # steps over which the weight moves linearly to ortho_jacobian
+    code_release: dict[str, int] = field(default_factory=dict)  # {code: step}: held at its prior's centre until then
 
     def __post_init__(self) -> None:
         checks = [
@@ -92,6 +94,11 @@ class InfoGANSettings:
         for key, ok, want in checks:
             if not ok:
                 raise ValueError(f"{key} must be {want}, got {getattr(self, key)!r}")
+        if not isinstance(self.code_release, dict):
+            raise ValueError(f"code_release must be a table of code = step, got {self.code_release!r}")
+        for name, at in self.code_release.items():
+            if isinstance(at, bool) or not isinstance(at, int) or at < 0:
+                raise ValueError(f"code_release.{name} must be a step (an integer, 0 or more), got {at!r}")
 
 
 class InfoGAN(GenerativeModel):
@@ -129,6 +136,14 @@ class InfoGAN(GenerativeModel):
         if max(self.ortho_jacobian_weight(0), s.ortho_jacobian) > 0 and len(codes.continuous) < 2:
             raise ValueError(f"ortho_jacobian needs at least two continuous codes, these codes have "
                              f"{len(codes.continuous)} (turn it off: --set model.ortho_jacobian=0)")
+        self._held_values: dict[str, float] = {}  # code_release's codes: the value each is held at
+        for name in s.code_release:
+            if name not in codes:
+                raise ValueError(f"code_release names {name!r}, not a code; codes: {', '.join(codes.names)}")
+            spec = codes[name]
+            if not isinstance(spec, (Uniform, Gaussian)):
+                raise ValueError(f"code_release holds uniform and gaussian codes; {name} is {spec.to_token()}")
+            self._held_values[name] = (spec.low + spec.high) / 2 if isinstance(spec, Uniform) else spec.mean
 
     # -- pieces -------------------------------------------------------------------------------------
     def ortho_jacobian_weight(self, step: int) -> float:
@@ -141,6 +156,20 @@ class InfoGAN(GenerativeModel):
             return s.ortho_jacobian
         t = min(1.0, step / s.ortho_jacobian_anneal_steps)
         return s.ortho_jacobian_from + t * (s.ortho_jacobian - s.ortho_jacobian_from)
+
+    def held_codes(self, step: int) -> frozenset[str]:
+        """The codes ``code_release`` still holds at ``step``: G reads each at its prior's centre
+        (so G's weights for it keep their initial values) and it has no info term, until its step;
+        then it is drawn from its prior like the others (progressive codes: the codes released
+        first take the most visible factors, and a code released later what is left)."""
+        return frozenset(n for n, at in self.settings.code_release.items() if step < at)
+
+    def sample_codes(self, n, rng=None, step: int | None = None):
+        """Codes from the prior; at a training ``step``, those :meth:`held_codes` holds fixed."""
+        c = super().sample_codes(n, rng)
+        for name in self.held_codes(step) if step is not None else ():
+            c[name] = torch.full_like(c[name], self._held_values[name])
+        return c
 
     def sample_noise(self, n, rng=None):
         if self.settings.noise == "uniform":
@@ -171,28 +200,31 @@ class InfoGAN(GenerativeModel):
             x = x + self.settings.instance_noise * torch.randn(x.shape, generator=rng).to(x.device, x.dtype)
         return x
 
-    def contrastive_pairs(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def contrastive_pairs(self, n: int, rng: torch.Generator, step: int | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """InfoGAN-CR's pairs: ``(images (n, 2C, H, W), k (n,))``. For pair j a code index ``k_j`` is
         drawn uniformly; both images get independent noise and codes except code ``k_j``, which
         they share. The two images are stacked along channels."""
         names = self.codes.names
         k = torch.randint(0, len(names), (n,), generator=rng)
-        a, b = self.sample_codes(n, rng), self.sample_codes(n, rng)
+        a, b = self.sample_codes(n, rng, step), self.sample_codes(n, rng, step)
         for i, name in enumerate(names):
             same = (k == i).to(a[name].device)
             b[name] = torch.where(same.view(-1, *([1] * (b[name].dim() - 1))), a[name], b[name])
         both = self.generate(self.sample_noise(2 * n, rng), {name: torch.cat([a[name], b[name]]) for name in names})
         return torch.cat([both[:n], both[n:]], dim=1), k.to(both.device)
 
-    def contrastive_loss(self, n: int, rng: torch.Generator, train_g: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def contrastive_loss(self, n: int, rng: torch.Generator, train_g: bool, step: int | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(weighted cross-entropy of the pair network's guess, its accuracy)`` on ``n`` fresh pairs."""
         with torch.set_grad_enabled(train_g):
-            pairs, k = self.contrastive_pairs(n, rng)
+            pairs, k = self.contrastive_pairs(n, rng, step)
         logits = self.cr_net(pairs).float()
         accuracy = (logits.detach().argmax(1) == k).float().mean()
         return self.settings.contrastive * F.cross_entropy(logits, k), accuracy
 
-    def ortho_jacobian_loss(self, noise: torch.Tensor, c: dict[str, torch.Tensor]) -> torch.Tensor:
+    def ortho_jacobian_loss(self, noise: torch.Tensor, c: dict[str, torch.Tensor], step: int | None = None
+                            ) -> torch.Tensor:
         """The mean squared cosine between the continuous codes' Jacobian columns (pixels per unit
         of code), over the first ``ortho_jacobian_batch`` images of a G batch: 0 when each code
         moves the pixels at right angles to every other (OroJaR, Wei et al. 2021, normalised:
@@ -203,8 +235,12 @@ class InfoGAN(GenerativeModel):
         The columns are finite differences: the same images with one code moved by a tenth of
         its prior's standard deviation, all in one fp32 pass of G (bf16's rounding is as large
         as the differences), so that batch norm normalises them alike; the pass leaves G's
-        running statistics as they were."""
-        names = self.codes.continuous
+        running statistics as they were. A code :meth:`held_codes` holds at ``step`` is left out
+        (0 when fewer than two are left)."""
+        held = self.held_codes(step) if step is not None else frozenset()
+        names = [n for n in self.codes.continuous if n not in held]
+        if len(names) < 2:
+            return noise.new_zeros((), dtype=torch.float32)
         m = min(self.settings.ortho_jacobian_batch, len(noise))
         steps = prior_stds(tuple(self.codes[n] for n in names))
         blocks = [{n: v[:m] for n, v in c.items()}]
@@ -229,7 +265,7 @@ class InfoGAN(GenerativeModel):
     def phase_outputs(self, phase, x, rng, step=0):
         n = x.shape[0]
         noise = self.sample_noise(n, rng)
-        c = self.sample_codes(n, rng)
+        c = self.sample_codes(n, rng, step)
         if phase == "d":
             with torch.no_grad():
                 fake = self.generate(noise, c)
@@ -255,14 +291,14 @@ class InfoGAN(GenerativeModel):
                               generated=Reading(fake, self.encode, rng, c=c, q_given=self.q_head(self.q_features(fake, f))))
             weight = self.ortho_jacobian_weight(step)
             if weight > 0:
-                overlap = self.ortho_jacobian_loss(noise, c)
+                overlap = self.ortho_jacobian_loss(noise, c, step)
                 out.losses["ortho"] = weight * overlap
                 out.metrics["ortho"] = overlap.detach()
         else:
             raise KeyError(phase)
         if self.cr_net is not None and step >= self.settings.contrastive_start:
             out.losses["contrastive"], out.metrics["cr_acc"] = self.contrastive_loss(
-                max(1, n // 2), rng, train_g=phase == "g")
+                max(1, n // 2), rng, train_g=phase == "g", step=step)
         return out
 
 

@@ -205,6 +205,53 @@ def test_ortho_jacobian_weight_falls_linearly_from_its_start(host):
         build_infogan({"ortho_jacobian_anneal_steps": -1}, codes, (1, 28, 28))
 
 
+def test_code_release_holds_a_code_until_its_step(host, tiny_config, blobs, tmp_path):
+    """model.code_release: before its step a code is G's input at its prior's centre in both phases,
+    gets no info weight and no ortho column; centred on 0, G's weights for it keep their initial
+    values through training. From its step on it is drawn from its prior and counts like the others."""
+    codes = "cat:4,uniform,uniform:0:2,uniform"
+    cfg = tiny_config(f"codes={codes}", "model.code_release.c2=3", "model.code_release.c3=1",
+                      "model.ortho_jacobian=1", "train.precision=fp32")
+    assert cfg["model"]["code_release"] == {"c2": 3, "c3": 1}
+    trainer = Trainer(cfg, out_dir=tmp_path / "run", device="cpu", progress=False, data=blobs)
+    trainer._setup()
+    m = trainer.model
+    assert [m.held_codes(s) for s in (0, 1, 2, 3)] == [{"c2", "c3"}, {"c2"}, {"c2"}, frozenset()]
+    c = m.sample_codes(8, torch.Generator(), step=0)
+    assert torch.equal(c["c2"], torch.zeros(8)) and torch.equal(c["c3"], torch.ones(8))  # the centres
+    assert c["c4"].unique().numel() == 8 and m.sample_codes(8, torch.Generator(), step=1)["c3"].unique().numel() == 8
+    seen = []
+    generate = m.generate
+    m.generate = lambda noise, c: (seen.append(c["c2"].clone()), generate(noise, c))[1]
+    first = m.generator[0]  # its inputs: noise, c1 one-hot (4), c2, c3, c4
+    c2_column = m.noise_dim + 4
+    before = first.weight[:, c2_column].detach().clone()
+    for _ in range(3):
+        trainer.train_step()
+    assert len(seen) >= 6 and all(torch.equal(v, torch.zeros_like(v)) for v in seen)
+    assert torch.equal(first.weight[:, c2_column], before)
+    assert not torch.equal(first.weight[:, c2_column + 2], before)  # c4 is learned meanwhile
+    out = m.phase_outputs("g", blobs.images[:16], torch.Generator().manual_seed(0), step=2)
+    info = float(loss_terms("g", m, out, cfg, step=2)["info"].detach())
+    li = {k: float(v) for k, v in out.metrics.items() if k.startswith("L_I/")}
+    lam = cfg["info"]
+    expected = lam["lambda_cat"] * li["L_I/c1"] + lam["lambda_cont"] * (li["L_I/c3"] + li["L_I/c4"])  # no c2
+    assert info == pytest.approx(-expected, rel=1e-5)
+    noise, c = m.sample_noise(8, torch.Generator()), m.sample_codes(8, torch.Generator(), step=0)
+    assert float(m.ortho_jacobian_loss(noise, c, step=0)) == 0.0  # one code left: nothing to overlap
+    seen.clear()
+    trainer.train_step()  # step 3: released
+    assert all(v.min() >= -1 and v.max() <= 1 and v.unique().numel() > 4 for v in seen)
+    assert not torch.equal(first.weight[:, c2_column], before)
+    for bad, message in (("model.code_release.c9=10", "code_release names 'c9', not a code; codes: c1, c2, c3, c4"),
+                         ("model.code_release.c1=10", "code_release holds uniform and gaussian codes; c1 is cat:4"),
+                         ("model.code_release.c2=-1", r"code_release.c2 must be a step \(an integer, 0 or more\), got -1")):
+        with pytest.raises(UserError, match=message):
+            Trainer(tiny_config(f"codes={codes}", bad), out_dir=tmp_path / "bad", device="cpu", progress=False,
+                    data=blobs)._setup()
+    assert not (tmp_path / "bad").exists()
+
+
 def test_channels_last_trains_the_same_step_in_another_layout(tiny_config, tmp_path):
     """train.channels_last: the convolutions' weights and the images are NHWC, the steps compute
     what NCHW computes (fp32, up to float rounding), and the saved model loads and draws alike."""
@@ -464,7 +511,7 @@ def test_contrastive_term():
     pairs, k = m.contrastive_pairs(8, torch.Generator().manual_seed(0))
     logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     m.cr_net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Identity())
-    m.contrastive_pairs = lambda n, rng: (logits, torch.tensor([0, 2]))
+    m.contrastive_pairs = lambda n, rng, step=None: (logits, torch.tensor([0, 2]))
     loss, acc = m.contrastive_loss(2, torch.Generator(), train_g=False)
     ce = (-(torch.log_softmax(torch.tensor([2.0, 0, 0]), 0)[0]) + torch.log(torch.tensor(3.0))) / 2
     assert float(loss) == pytest.approx(2.0 * float(ce), abs=1e-6) and float(acc) == 0.5
