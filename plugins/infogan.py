@@ -159,7 +159,8 @@ class InfoGAN(GenerativeModel):
 
     def held_codes(self, step: int) -> frozenset[str]:
         """The codes ``code_release`` still holds at ``step``: G reads each at its prior's centre
-        (so G's weights for it keep their initial values) and it has no info term, until its step;
+        (for a prior centred on 0, G's weights for it keep their initial values) and it has no
+        info term and no ``ortho_jacobian`` column, until its step;
         then it is drawn from its prior like the others (progressive codes: the codes released
         first take the most visible factors, and a code released later what is left)."""
         return frozenset(n for n, at in self.settings.code_release.items() if step < at)
