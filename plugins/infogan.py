@@ -157,18 +157,20 @@ class InfoGAN(GenerativeModel):
         t = min(1.0, step / s.ortho_jacobian_anneal_steps)
         return s.ortho_jacobian_from + t * (s.ortho_jacobian - s.ortho_jacobian_from)
 
-    def held_codes(self, step: int) -> frozenset[str]:
-        """The codes ``code_release`` still holds at ``step``: G reads each at its prior's centre
-        (for a prior centred on 0, G's weights for it keep their initial values) and it has no
-        info term and no ``ortho_jacobian`` column, until its step;
-        then it is drawn from its prior like the others (progressive codes: the codes released
-        first take the most visible factors, and a code released later what is left)."""
+    def held_codes(self, step: int | None) -> frozenset[str]:
+        """The codes ``code_release`` still holds at training ``step`` (none outside training,
+        ``step=None``): G reads each at its prior's centre (for a prior centred on 0, G's weights
+        for it keep their initial values) and it has no info term and no ``ortho_jacobian``
+        column, until its step; then it is drawn from its prior like the others (progressive
+        codes: the codes released first take the most visible factors, a later one what is left)."""
+        if step is None:
+            return frozenset()
         return frozenset(n for n, at in self.settings.code_release.items() if step < at)
 
     def sample_codes(self, n, rng=None, step: int | None = None):
         """Codes from the prior; at a training ``step``, those :meth:`held_codes` holds fixed."""
         c = super().sample_codes(n, rng)
-        for name in self.held_codes(step) if step is not None else ():
+        for name in self.held_codes(step):
             c[name] = torch.full_like(c[name], self._held_values[name])
         return c
 
@@ -238,7 +240,7 @@ class InfoGAN(GenerativeModel):
         as the differences), so that batch norm normalises them alike; the pass leaves G's
         running statistics as they were. A code :meth:`held_codes` holds at ``step`` is left out
         (0 when fewer than two are left)."""
-        held = self.held_codes(step) if step is not None else frozenset()
+        held = self.held_codes(step)
         names = [n for n in self.codes.continuous if n not in held]
         if len(names) < 2:
             return noise.new_zeros((), dtype=torch.float32)
