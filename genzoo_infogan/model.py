@@ -158,9 +158,9 @@ class GenerativeModel(nn.Module):
     def sample_codes(self, n: int, rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device) for k, v in self.codes.sample(n, rng).items()}
 
-    def held_codes(self, step: int) -> frozenset[str]:
-        """Codes the model holds fixed at training ``step`` (none by default); the info loss
-        gives them no weight then."""
+    def held_codes(self, step: int | None) -> frozenset[str]:
+        """Codes the model holds fixed at training ``step`` (none by default, and none outside
+        training, ``step=None``); the info loss gives them no weight then."""
         return frozenset()
 
     @torch.no_grad()
